@@ -1,0 +1,24 @@
+"""Pure spectral-shaping maths: tensor in, tensor out; no optimizer state, no distributed code."""
+
+from .api import EIGH_MAX_SIDE, METHODS, resolve_method, spectral_power
+from .polar import NEWTON_SCHULZ_COEFFICIENTS, POLAR_EXPRESS_COEFFICIENTS, polar_express
+from .quintic import PRECISIONS
+from .target import phi, shape_svd
+from .tns import TNS_COEFFICIENTS, TNS_DEFAULT_STEPS, TNSWeights, tns_weights
+
+__all__ = [
+    "EIGH_MAX_SIDE",
+    "METHODS",
+    "NEWTON_SCHULZ_COEFFICIENTS",
+    "POLAR_EXPRESS_COEFFICIENTS",
+    "PRECISIONS",
+    "TNS_COEFFICIENTS",
+    "TNS_DEFAULT_STEPS",
+    "TNSWeights",
+    "phi",
+    "polar_express",
+    "resolve_method",
+    "shape_svd",
+    "spectral_power",
+    "tns_weights",
+]

@@ -1,0 +1,101 @@
+"""`spectral_power`: the one entry point for U φ(Σ/ν) Vᵀ, dispatching to the method that fits the shape."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .eigh import eigh_batched
+from .layout import on_short_side_batches
+from .polar import polar_batched
+from .quintic import PRECISIONS
+from .target import frobenius_norm, shape_svd
+from .tns import MAX_FIT_ERROR, TNS_DEFAULT_STEPS, tns_batched, tns_weights
+from .validation import check_choice, check_matrix, check_real, check_steps
+
+METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd")
+EIGH_MAX_SIDE = 64
+"""`method="auto"` uses the exact Gram eigendecomposition when the short side is at most this (LoRA factors)."""
+
+P_RANGE = (-1.0, 2.0)
+"""Accepted p for the exact methods (eigh, svd). TNS is restricted further by its fit error (≈ [−0.5, 1.3] at K=8)."""
+EPS_RANGE = (0.0, 1.0)
+
+
+def resolve_method(method: str, p: float, shape: tuple[int, ...]) -> str:
+    """The concrete method `"auto"` stands for: p = 1 → identity, short side ≤ EIGH_MAX_SIDE → eigh, else tns."""
+    if method != "auto":
+        return method
+    if p == 1.0:
+        return "identity"
+    return "eigh" if min(shape[-2:]) <= EIGH_MAX_SIDE else "tns"
+
+
+def spectral_power(
+    M: Tensor,
+    p: float,
+    *,
+    eps: float = 1e-3,
+    method: str = "auto",
+    precision: str = "fp32",
+    steps: int | None = None,
+    check_finite: bool = True,
+) -> Tensor:
+    """U φ(Σ/ν) Vᵀ with φ(s) = s·(s² + ε²)^((p−1)/2), ν = ‖M‖_F — i.e. U Σᵖ Vᵀ up to the ε floor, scale free.
+
+    p = 0 is Muon's polar factor, p = 1 returns M/ν, p ∈ (0, 1) is Muon^p, p < 0 boosts small directions.
+
+    Args:
+        M: (m, n) or batched (..., m, n) floating tensor, either orientation.
+        p: spectral power, in [−1, 2] (TNS: wherever its scalar fit is within 5 %, ≈ [−0.5, 1.3] at K = 8).
+        eps: ε floor relative to ν, in (0, 1]. TNS with K = 8 needs ε ≥ 1e-3 (more steps reach lower ε).
+        method: ``"auto"`` (p = 1 → identity; short side ≤ 64 → eigh; else tns), ``"tns"`` (Trajectory
+            Newton–Schulz), ``"polar"`` (Polar Express, p = 0 only), ``"newton_schulz"`` (Muon's quintic, p = 0
+            only), ``"eigh"`` (exact, small side Gram) or ``"svd"`` (float64 SVD reference).
+        precision: ``"fp32"``, ``"mixed"`` (bf16 matmul operands) or ``"bf16"``; used by the matmul methods
+            (tns, polar, newton_schulz). eigh and svd always compute in float64.
+        steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
+        check_finite: raise on NaN/Inf entries (one device sync). Callers that already checked pass False.
+
+    Returns:
+        A float32 tensor of M's shape (whatever M's dtype).
+    """
+    fn = "spectral_power"
+    check_matrix(fn, M, check_finite=check_finite)
+    p = check_real(fn, "p", p, *P_RANGE)
+    eps = check_real(fn, "eps", eps, *EPS_RANGE, low_open=True)
+    check_choice(fn, "method", method, METHODS)
+    check_choice(fn, "precision", precision, PRECISIONS)
+    if steps is not None:
+        check_steps(fn, steps)
+    method = resolve_method(method, p, tuple(M.shape))
+    if M.numel() == 0:
+        return torch.zeros(M.shape, dtype=torch.float32, device=M.device)
+    return on_short_side_batches(M, _kernel(method, p, eps, precision, steps))
+
+
+def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None):
+    """The (B, m, n) → (B, m, n) float32 map for a resolved method, after validating method-specific limits."""
+    if method in ("polar", "newton_schulz"):
+        if p != 0.0:
+            raise ValueError(
+                f"spectral_power: method={method!r} computes p = 0 only, got p = {p}; use method='tns' or 'auto'"
+            )
+        coefficients = "polar_express" if method == "polar" else "newton_schulz"
+        return lambda X: polar_batched(X, steps or 5, coefficients, precision)
+    if method == "tns":
+        fit = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS)
+        if fit.fit_error > MAX_FIT_ERROR:
+            raise ValueError(
+                f"spectral_power: method='tns' with steps={steps or TNS_DEFAULT_STEPS} cannot reach p = {p}, "
+                f"eps = {eps} (scalar fit error {fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); TNS needs "
+                "p in about [-0.5, 1.3] and eps >= 1e-3 at 8 steps: raise steps, raise eps, or use "
+                "method='eigh' / 'svd'"
+            )
+        return lambda X: tns_batched(X, fit.weights, precision)
+    if method == "eigh":
+        return lambda X: eigh_batched(X, p, eps)
+    if method == "svd":
+        return lambda X: shape_svd(X, p, eps).float()
+    # identity (p = 1): φ(s) = s exactly.
+    return lambda X: X.float() / frobenius_norm(X.float()).clamp_min(torch.finfo(torch.float32).tiny)

@@ -1,0 +1,24 @@
+"""Matrix layout: flatten batch dimensions and put the short side first, so every kernel sees (B, m, n), m ≤ n."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+
+def on_short_side_batches(M: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply `kernel` to M viewed as (B, m, n) with m ≤ n, and return the result in M's layout.
+
+    Every shaping map commutes with transposition (shape(Mᵀ) = shape(M)ᵀ), so this only chooses the cheaper
+    side for the Gram matrix XXᵀ (m × m).
+    """
+    *batch, m, n = M.shape
+    X = M.reshape(-1, m, n)
+    tall = m > n
+    if tall:
+        X = X.mT
+    Y = kernel(X)
+    if tall:
+        Y = Y.mT
+    return Y.reshape(*batch, m, n)
