@@ -1,0 +1,352 @@
+"""SpectralOptimizer: Muon, Muon^p, DynMuon and spectral Adam as one torch.optim.Optimizer.
+
+Spectral groups (2D hidden matrices), per step t with gradient G:
+
+    base="momentum", order="momentum_first" (default):  B ← μB + (1−μ)G;  D = (1−μ)G + μB (Nesterov) or B;  O = S(D)
+    base="momentum", order="shape_first":                O = EMA_μ(S(G))   (Nesterov as above)
+    base="momentum", order="none":                       O = S(G)
+    base="adam":  D = m̂/(√v̂ + ε) (order="none": β₁ = 0);  O = S(D)
+
+    S(D) = spectral_power(D, p(t)) · scale,   W ← W·(1 − lr·wd) − lr·O
+
+AdamW groups (embeddings, heads, norms, biases, …) run torch's own AdamW arithmetic. p(t) is read from the
+optimizer's step count and ``total_steps``; everything needed to resume (moments, step counts, schedule) is in
+``state_dict``. State is created lazily at the first ``step()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim.adamw import adamw as adamw_functional
+
+from .hyperparams import ADAMW_DEFAULTS, SPECTRAL_DEFAULTS, validate_group
+from .schedules import PSpec, as_schedule
+from .shaper import LocalShaper
+from .updates import MatrixLayout, ShapingSettings, adam_direction, momentum_direction
+
+NONFINITE = ("raise", "skip")
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient contained NaN or Inf and ``nonfinite="raise"``; nothing was updated."""
+
+
+class SpectralOptimizer(torch.optim.Optimizer):
+    """Spectral shaping U Σᵖ Vᵀ for matrix parameters and AdamW for everything else, in one optimizer.
+
+    Args:
+        params: an ``nn.Module`` or ``(name, parameter)`` pairs (routed by :func:`hf_spectral.partition`), a
+            :class:`hf_spectral.Partition`, param-group dicts (each may set ``algorithm="spectral"|"adamw"``; groups
+            without it are split by dimension: 2D → spectral, other → adamw) or a plain iterable of tensors.
+        lr: learning rate of every group (AdamW groups: ``adamw_lr`` if given). With ``scale="rms"`` the spectral
+            update has AdamW's typical RMS (0.2), so an AdamW learning rate carries over.
+        weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
+        p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
+            name such as ``"dynmuon"``.
+        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1].
+        method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``);
+            precision ``"auto"`` (default) is ``"mixed"`` on CUDA and ``"fp32"`` elsewhere.
+        base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
+        order: ``"momentum_first"`` (average then shape), ``"shape_first"`` (shape then average) or ``"none"``.
+        momentum, nesterov: first-moment coefficient μ in [0, 1) and Nesterov look-ahead (base="momentum").
+        betas, adam_eps: Adam moments and ε for base="adam".
+        scale: ``"rms"`` (update RMS = ``rms``), ``"spectral"`` (×√max(1, m/n), Keller Jordan's), ``"preserve"``
+            (keep the pre-shaping update's Frobenius norm: p = 1 is then exactly SGD-momentum / AdamW) or ``"none"``.
+        rms: target update RMS for scale="rms", in (0, 10].
+        adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay: the AdamW groups' hyper-parameters.
+        total_steps: number of optimizer steps in training, needed by p schedules (or call :meth:`set_total_steps`).
+        nonfinite: a NaN/Inf gradient ``"raise"`` s :class:`NonFiniteGradientError` or ``"skip"`` s the step; in
+            both cases no parameter or state is touched.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        *,
+        weight_decay: float = 0.0,
+        p: PSpec = 0.0,
+        eps: float = 1e-3,
+        method: str = "auto",
+        precision: str = "auto",
+        ns_steps: int | None = None,
+        base: str = "momentum",
+        order: str = "momentum_first",
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        betas: tuple[float, float] = (0.9, 0.95),
+        adam_eps: float = 1e-8,
+        scale: str = "rms",
+        rms: float = 0.2,
+        adamw_lr: float | None = None,
+        adamw_betas: tuple[float, float] = (0.9, 0.999),
+        adamw_eps: float = 1e-8,
+        adamw_weight_decay: float | None = None,
+        total_steps: int | None = None,
+        nonfinite: str = "raise",
+    ) -> None:
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"SpectralOptimizer: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
+        self.shaper: Callable[..., list[Tensor]] = LocalShaper()
+        spectral = dict(SPECTRAL_DEFAULTS)
+        spectral.update(
+            p=p, eps=eps, method=method, precision=precision, ns_steps=ns_steps, base=base, order=order,
+            momentum=momentum, nesterov=nesterov, betas=tuple(betas), adam_eps=adam_eps, scale=scale, rms=rms,
+        )  # fmt: skip
+        adamw = dict(ADAMW_DEFAULTS, betas=tuple(adamw_betas), eps=adamw_eps)
+        if adamw_lr is not None:
+            adamw["lr"] = adamw_lr
+        if adamw_weight_decay is not None:
+            adamw["weight_decay"] = adamw_weight_decay
+        self._algorithm_defaults = {"spectral": spectral, "adamw": adamw}
+        self._initial_total_steps = _check_total_steps(total_steps)
+        super().__init__(_as_param_groups(params), {"lr": lr, "weight_decay": weight_decay})
+
+    # ----------------------------------------------------------------------------------------------- groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; missing hyper-parameters come from the constructor's defaults for its ``algorithm``."""
+        group = dict(param_group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        algorithm = group.setdefault("algorithm", "spectral")
+        for key, value in self._algorithm_defaults.get(algorithm, {}).items():
+            group.setdefault(key, value)
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        steps_so_far = self.param_groups[0]["step"] if getattr(self, "param_groups", None) else 0
+        group.setdefault("step", steps_so_far)
+        group.setdefault("total_steps", self._initial_total_steps)
+        validate_group(group)
+        if algorithm == "spectral":
+            for t in group["params"]:
+                _check_matrix_param(t, group)
+        super().add_param_group(group)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Set the number of optimizer steps training will take (the denominator of the schedule's progress)."""
+        total_steps = _check_total_steps(total_steps)
+        self._initial_total_steps = total_steps
+        for group in self.param_groups:
+            group["total_steps"] = total_steps
+
+    def p_at(self, group: Mapping[str, Any], step: int | None = None) -> float:
+        """p of a spectral group at optimizer step `step` (default: the next step), t = step / total_steps."""
+        schedule = as_schedule(group["p"])
+        step = group["step"] if step is None else step
+        if not schedule.needs_total_steps:
+            return schedule(0.0)
+        total = group["total_steps"]
+        if not total:
+            raise ValueError(
+                "SpectralOptimizer: a p schedule needs the number of training steps: pass total_steps=... or call "
+                "optimizer.set_total_steps(n) (the Trainer integration does this for you)"
+            )
+        return schedule(step / total)
+
+    def current_p(self) -> float | None:
+        """p used by the latest step of the first spectral group (before any step: the first step's p); None if no
+        spectral group. For logging."""
+        for group in self.param_groups:
+            if group["algorithm"] == "spectral":
+                return self.p_at(group, max(group["step"] - 1, 0))
+        return None
+
+    # ------------------------------------------------------------------------------------------------- step
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One optimisation step over all groups (skipped entirely, or raising, on a NaN/Inf gradient)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self._found_nonfinite():
+            if self.nonfinite == "raise":
+                raise NonFiniteGradientError(
+                    "SpectralOptimizer: a gradient contains NaN or Inf; no parameter or optimizer state was changed. "
+                    "Pass nonfinite='skip' to skip such steps instead."
+                )
+            self.skipped_steps += 1
+            return loss
+        for group in self.param_groups:
+            if group["algorithm"] == "adamw":
+                self._adamw_step(group)
+            else:
+                self._spectral_step(group)
+            group["step"] += 1
+        return loss
+
+    def _found_nonfinite(self) -> bool:
+        grads = [_local(t.grad) for g in self.param_groups for t in g["params"] if t.grad is not None]
+        if not grads:
+            return False
+        norms = torch._foreach_norm(grads)
+        return not bool(torch.isfinite(torch.stack([n.float().to(norms[0].device) for n in norms])).all())
+
+    def _spectral_step(self, group: dict[str, Any]) -> None:
+        params = [t for t in group["params"] if t.grad is not None]
+        if not params:
+            return
+        base, order = group["base"], group["order"]
+        directions = []
+        for t in params:
+            grad, state = t.grad, self.state[t]
+            if base == "adam":
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg_sq"] = torch.zeros_like(grad)
+                    if order != "none":
+                        state["exp_avg"] = torch.zeros_like(grad)
+                state["step"] += 1
+                directions.append(
+                    adam_direction(
+                        grad,
+                        state.get("exp_avg"),
+                        state["exp_avg_sq"],
+                        state["step"],
+                        group["betas"],
+                        group["adam_eps"],
+                    )
+                )
+            elif order == "momentum_first":
+                if not state:
+                    state["momentum_buffer"] = torch.zeros_like(grad)
+                directions.append(
+                    momentum_direction(grad, state["momentum_buffer"], group["momentum"], group["nesterov"])
+                )
+            else:
+                directions.append(grad)
+        settings = ShapingSettings(
+            p=self.p_at(group),
+            eps=group["eps"],
+            method=group["method"],
+            precision=group["precision"],
+            ns_steps=group["ns_steps"],
+            scale=group["scale"],
+            rms=group["rms"],
+        )
+        updates = self.shaper(directions, [_layout(t, group) for t in params], settings)
+        if base == "momentum" and order == "shape_first":
+            for t, i in zip(params, range(len(updates)), strict=True):
+                state = self.state[t]
+                if not state:
+                    state["momentum_buffer"] = torch.zeros_like(updates[i])
+                updates[i] = momentum_direction(
+                    updates[i], state["momentum_buffer"], group["momentum"], group["nesterov"]
+                )
+        lr, wd = group["lr"], group["weight_decay"]
+        for t, update in zip(params, updates, strict=True):
+            if wd:
+                t.mul_(1.0 - lr * wd)
+            t.add_(update.to(t.dtype), alpha=-lr)
+
+    def _adamw_step(self, group: dict[str, Any]) -> None:
+        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+        for t in group["params"]:
+            if t.grad is None:
+                continue
+            state = self.state[t]
+            if not state:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+            params.append(t)
+            grads.append(t.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        if not params:
+            return
+        beta1, beta2 = group["betas"]
+        adamw_functional(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
+            eps=group["eps"], maximize=False,
+        )  # fmt: skip
+
+
+def _check_total_steps(total_steps: int | None) -> int | None:
+    if total_steps is not None and (
+        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1
+    ):
+        raise ValueError(f"SpectralOptimizer: total_steps must be a positive integer or None, got {total_steps!r}")
+    return total_steps
+
+
+def _local(t: Tensor) -> Tensor:
+    """The local shard of a DTensor, or the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def _layout(t: Tensor, group: Mapping[str, Any]) -> MatrixLayout:
+    return MatrixLayout(tuple(t.shape), group.get("split_rows"), group.get("split_cols"))
+
+
+def _check_matrix_param(t: Tensor, group: Mapping[str, Any]) -> None:
+    """Spectral parameters must be matrices (or conv kernels viewed as matrices); split specs must tile them."""
+    name = _param_name(t, group)
+    if t.ndim < 2:
+        raise ValueError(
+            f"SpectralOptimizer: spectral parameter {name} has shape {tuple(t.shape)}; spectral shaping needs a matrix "
+            "(ndim >= 2). If it was flattened by FSDP1 or ZeRO-3, use FSDP2 (accelerate fsdp_version: 2) or DDP; "
+            "otherwise route it to algorithm='adamw'."
+        )
+    rows, cols = t.shape[0], t[0].numel() if t.shape[0] else 0
+    for key, size in (("split_rows", rows), ("split_cols", cols)):
+        split = group.get(key)
+        if split is not None and (sum(split) != size or min(split) < 1):
+            raise ValueError(f"SpectralOptimizer: {key}={tuple(split)} must be positive and sum to {size} for {name}")
+
+
+def _param_name(t: Tensor, group: Mapping[str, Any]) -> str:
+    names = group.get("names")
+    if names:
+        for n, u in zip(names, group["params"], strict=False):
+            if u is t:
+                return repr(n)
+    return f"of shape {tuple(t.shape)}"
+
+
+def _as_param_groups(params: Any) -> list[dict[str, Any]]:
+    """Normalise the accepted ``params`` forms into param-group dicts (see SpectralOptimizer)."""
+    from .routing import Partition, partition
+
+    if isinstance(params, nn.Module):
+        params = partition(params)
+    if isinstance(params, Partition):
+        return [dict(g) for g in params.groups]
+    items = list(params) if isinstance(params, Iterable) else [params]
+    if not items:
+        raise ValueError("SpectralOptimizer: got an empty parameter list")
+    if all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in items):
+        return [dict(g) for g in partition(items).groups]
+    if all(isinstance(x, Tensor) for x in items):
+        if len({t.ndim == 2 for t in items}) > 1:  # looks like model.parameters(): embeddings would go spectral
+            warnings.warn(
+                "SpectralOptimizer got bare tensors of mixed dimensions: 2D ones go to spectral shaping and the rest "
+                "to AdamW, but embeddings and output heads cannot be recognised without names. Pass the model or "
+                "model.named_parameters() instead.",
+                stacklevel=3,
+            )
+        items = [{"params": items}]
+    groups = []
+    for group in items:
+        if not isinstance(group, Mapping):
+            raise TypeError(f"SpectralOptimizer: params must be tensors, (name, tensor) pairs or dicts, got {group!r}")
+        if "algorithm" in group:
+            groups.append(dict(group))
+            continue
+        tensors = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
+        for algorithm, members in (
+            ("spectral", [t for t in tensors if t.ndim == 2]),
+            ("adamw", [t for t in tensors if t.ndim != 2]),
+        ):
+            if members:
+                groups.append({**group, "params": members, "algorithm": algorithm})
+    return groups

@@ -1,0 +1,118 @@
+"""Per-tensor update maths composed by SpectralOptimizer: first moments, Adam's RMS-normalised direction, the
+matrix layout of a parameter, and the scaling of a shaped update. Pure functions of tensors and scalars (the
+moment buffers are updated in place, as in torch.optim)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .shaping import spectral_power
+
+
+def momentum_direction(grad: Tensor, buf: Tensor, momentum: float, nesterov: bool) -> Tensor:
+    """B ← μB + (1−μ)G; returns (1−μ)G + μB (Nesterov) or B. The buffer is updated in place."""
+    buf.lerp_(grad, 1.0 - momentum)
+    return grad.lerp(buf, momentum) if nesterov else buf
+
+
+def adam_direction(
+    grad: Tensor, exp_avg: Tensor | None, exp_avg_sq: Tensor, step: int, betas: tuple[float, float], eps: float
+) -> Tensor:
+    """Adam's m̂/(√v̂ + ε) with bias correction at `step` (≥ 1); exp_avg=None means β₁ = 0 (m̂ = G)."""
+    beta1, beta2 = betas
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    denom = exp_avg_sq.div(1.0 - beta2**step).sqrt_().add_(eps)
+    if exp_avg is None:
+        return grad / denom
+    exp_avg.lerp_(grad, 1.0 - beta1)
+    return exp_avg.div(1.0 - beta1**step).div_(denom)
+
+
+@dataclass(frozen=True)
+class MatrixLayout:
+    """How a parameter's update is cut into the matrices that get shaped.
+
+    Tensors with more than two dimensions (conv kernels) are viewed as (shape[0], −1); a fused weight can be cut
+    into row blocks (``split_rows``, e.g. Q, K, V of a fused nn.Linear) or column blocks (``split_cols``, e.g.
+    GPT-2's transposed Conv1D ``c_attn``), each shaped on its own.
+    """
+
+    shape: tuple[int, ...]
+    split_rows: tuple[int, ...] | None = None
+    split_cols: tuple[int, ...] | None = None
+
+    def matrices(self, t: Tensor) -> list[Tensor]:
+        M = t.reshape(self.shape[0], -1)
+        if self.split_rows:
+            return list(M.split(list(self.split_rows), dim=0))
+        if self.split_cols:
+            return list(M.split(list(self.split_cols), dim=1))
+        return [M]
+
+    def assemble(self, blocks: list[Tensor]) -> Tensor:
+        if len(blocks) == 1:
+            return blocks[0].reshape(self.shape)
+        return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class ShapingSettings:
+    """Everything needed to turn a batch of pre-shaping matrices into scaled updates at one step."""
+
+    p: float
+    eps: float = 1e-3
+    method: str = "auto"
+    precision: str = "auto"
+    ns_steps: int | None = None
+    scale: str = "rms"
+    rms: float = 0.2
+
+
+def _frobenius(X: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(X.float(), dim=(-2, -1), keepdim=True)
+
+
+def scale_factor(O: Tensor, D: Tensor, scale: str, rms: float) -> Tensor | float:
+    """Multiplier for the shaped (..., m, n) update O = spectral_power(D, p).
+
+    rms:      rms·√(mn)/‖O‖_F — the update's RMS equals `rms` (0.2 ≈ AdamW's typical update RMS; Moonlight's
+              0.2·√max(m, n) for the polar factor, generalised to any p). Independent of D's magnitude.
+    spectral: √max(1, m/n) — Keller Jordan's Muon convention (torch.optim.Muon's "original").
+    preserve: ‖D‖_F/‖O‖_F — keep the pre-shaping update's Frobenius norm, so p = 1 is exactly the base optimizer
+              (SGD with momentum, or AdamW for base="adam"); the update then scales with D.
+    none:     1 (the scale-free U φ(Σ/ν) Vᵀ itself).
+    A zero update stays zero.
+    """
+    m, n = O.shape[-2:]
+    if scale in ("rms", "preserve"):
+        norm = _frobenius(O)
+        target = rms * math.sqrt(m * n) if scale == "rms" else _frobenius(D)
+        return torch.where(norm > 0, target / norm, torch.zeros_like(norm))
+    if scale == "spectral":
+        return math.sqrt(max(1.0, m / n))
+    return 1.0
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The optimizer's precision="auto": "mixed" on CUDA, "fp32" elsewhere; other values pass through."""
+    if precision != "auto":
+        return precision
+    return "mixed" if device.type == "cuda" else "fp32"
+
+
+def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
+    """The scaled spectral update of a (..., m, n) batch: spectral_power(M, p) · scale_factor (float32)."""
+    O = spectral_power(
+        M,
+        settings.p,
+        eps=settings.eps,
+        method=settings.method,
+        precision=resolve_precision(settings.precision, M.device),
+        steps=settings.ns_steps,
+        check_finite=False,
+    )
+    return O.mul_(scale_factor(O, M, settings.scale, settings.rms))
