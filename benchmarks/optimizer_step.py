@@ -1,0 +1,84 @@
+"""Optimizer step time on a Llama-style model: ours vs torch.optim.Muon (+ AdamW) vs AdamW, side by side.
+
+    python benchmarks/optimizer_step.py                                   # CPU default (hidden 512, 4 layers)
+    python benchmarks/optimizer_step.py --device cuda --hidden 2048 --layers 16 --vocab 32000
+
+Gradients come from one real forward/backward on standard-library source text (byte tokens); only
+``optimizer.step()`` is timed, repeatedly, on those gradients. torch.optim.Muon gets the same hidden matrices as
+our spectral group, and AdamW the rest — the usual pairing, stepped back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import best_time, describe_device
+
+from hf_spectral import DynMuon, Muon, MuonP, SpectralAdam, partition
+from hf_spectral.corpus import byte_blocks, stdlib_texts
+
+
+class Paired:
+    """torch.optim.Muon for the spectral group and torch.optim.AdamW for the rest, stepped together."""
+
+    def __init__(self, model: torch.nn.Module, lr: float) -> None:
+        groups = {g["algorithm"]: g["params"] for g in partition(model).groups}
+        self.muon = torch.optim.Muon(groups["spectral"], lr=lr, adjust_lr_fn="match_rms_adamw")
+        self.adamw = torch.optim.AdamW(groups["adamw"], lr=lr)
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--vocab", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    config = LlamaConfig(
+        vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=int(8 * args.hidden / 3) // 64 * 64,
+        num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden // 64),
+        num_key_value_heads=max(1, args.hidden // 256), max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(device)
+    batch = byte_blocks(stdlib_texts("train", max_chars=200_000), 256)[:4].to(device) % args.vocab
+    model(input_ids=batch, labels=batch).loss.backward()
+    n_params = sum(t.numel() for t in model.parameters())
+    print(f"# device: {describe_device(device)}; model: Llama hidden {args.hidden}, {args.layers} layers, "
+          f"{n_params / 1e6:.1f} M parameters")  # fmt: skip
+    contenders = {
+        "torch.optim.Muon + AdamW": lambda: Paired(model, 1e-3),
+        "hf_spectral Muon (PE-5, bf16)": lambda: Muon(model, lr=1e-3),
+        "hf_spectral Muon (NS5, bf16)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
+        "hf_spectral MuonP p=0.5 (TNS-8)": lambda: MuonP(model, lr=1e-3, p=0.5),
+        "hf_spectral DynMuon (TNS-8)": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
+        "hf_spectral SpectralAdam p=0.5": lambda: SpectralAdam(model, lr=1e-3),
+        "torch.optim.AdamW": lambda: torch.optim.AdamW(model.parameters(), lr=1e-3),
+    }
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    times = {}
+    for name, make in contenders.items():
+        opt = make()
+        times[name] = best_time(opt.step, device, args.repeats, warmup=2)
+        model.load_state_dict(weights)
+    base = times["torch.optim.Muon + AdamW"]
+    print("| optimizer | step time (ms) | ÷ torch.optim.Muon + AdamW |")
+    print("|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {1e3 * t:.1f} | {t / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
