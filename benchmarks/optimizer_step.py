@@ -27,9 +27,9 @@ from hf_spectral.corpus import byte_blocks, stdlib_texts
 class Paired:
     """torch.optim.Muon for the spectral group and torch.optim.AdamW for the rest, stepped together."""
 
-    def __init__(self, model: torch.nn.Module, lr: float) -> None:
+    def __init__(self, model: torch.nn.Module, lr: float, adjust_lr_fn: str = "match_rms_adamw") -> None:
         groups = {g["algorithm"]: g["params"] for g in partition(model).groups}
-        self.muon = torch.optim.Muon(groups["spectral"], lr=lr, adjust_lr_fn="match_rms_adamw")
+        self.muon = torch.optim.Muon(groups["spectral"], lr=lr, adjust_lr_fn=adjust_lr_fn)
         self.adamw = torch.optim.AdamW(groups["adamw"], lr=lr)
 
     def step(self) -> None:
@@ -60,8 +60,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{n_params / 1e6:.1f} M parameters")  # fmt: skip
     contenders = {
         "torch.optim.Muon + AdamW": lambda: Paired(model, 1e-3),
-        "hf_spectral Muon (PE-5, bf16)": lambda: Muon(model, lr=1e-3),
-        "hf_spectral Muon (NS5, bf16)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
+        "hf_spectral Muon (PE-5, bf16, exact RMS 0.2)": lambda: Muon(model, lr=1e-3),
+        "hf_spectral Muon (NS5, bf16, exact RMS 0.2)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
+        "torch.optim.Muon (original lr adjust) + AdamW": lambda: Paired(model, 1e-3, "original"),
+        "hf_spectral Muon (NS5, bf16, scale=spectral)": lambda: Muon(
+            model, lr=1e-3, method="newton_schulz", scale="spectral"
+        ),
         "hf_spectral MuonP p=0.5 (TNS-8)": lambda: MuonP(model, lr=1e-3, p=0.5),
         "hf_spectral DynMuon (TNS-8)": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
         "hf_spectral SpectralAdam p=0.5": lambda: SpectralAdam(model, lr=1e-3),

@@ -9,7 +9,7 @@ DynMuon's published default is logistic 1.0 → −0.25 with τ = w = 0.04 (pres
 variant starts at 0.25 (preset ``"dynmuon_record"``). Every schedule is monotone in t, so its range over training
 is the interval between p(0) and p(1).
 
-Schedules are stored in optimizer param groups as plain specs (a float, or a dict such as
+Schedules are stored in optimizer param groups as plain dicts (``{"schedule": "constant", "value": 0.5}``,
 ``{"schedule": "logistic", "start": 1.0, "end": -0.25, "tau": 0.04, "width": 0.04}``) so that ``state_dict``
 round-trips through any checkpoint format; :func:`as_schedule` turns a spec back into a schedule.
 """
@@ -145,10 +145,12 @@ def _validate(schedule: Schedule, name: str) -> None:
             check_real(name, f.name, value, *P_LIMITS)
 
 
-def to_spec(schedule: PSpec) -> float | dict[str, Any]:
-    """The plain value stored in a param group: a float for a constant p, else the schedule's dict."""
-    schedule = as_schedule(schedule)
-    return schedule.value if isinstance(schedule, Constant) else schedule.to_spec()
+def to_spec(schedule: PSpec) -> dict[str, Any]:
+    """The plain dict stored in a param group, e.g. ``{"schedule": "constant", "value": 0.5}``.
+
+    Always a dict, even for a constant p: torch.distributed.checkpoint loads a state_dict into the live optimizer's
+    structure, so a float in one run and a dict in the next would not load."""
+    return as_schedule(schedule).to_spec()
 
 
 __all__ = ["PRESETS", "SCHEDULES", "Constant", "Cosine", "Linear", "Logistic", "PSpec", "Schedule", "as_schedule"]

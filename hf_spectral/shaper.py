@@ -21,8 +21,13 @@ class LocalShaper:
             for j, M in enumerate(matrices):
                 batches[(tuple(M.shape), M.device, M.dtype)].append((i, j))
         shaped: list[list[Tensor | None]] = [[None] * len(b) for b in blocks]
-        for members in batches.values():
-            stacked = torch.stack([blocks[i][j] for i, j in members])
-            for (i, j), O in zip(members, shape_and_scale(stacked, settings).unbind(0), strict=True):
-                shaped[i][j] = O
+        for (_, device, _), members in batches.items():
+            # On accelerators one batched call beats many small ones; on CPU each GEMM is already parallel and
+            # stacking would only add a copy of every matrix.
+            chunks = [members] if device.type != "cpu" else [[m] for m in members]
+            for chunk in chunks:
+                matrices = [blocks[i][j] for i, j in chunk]
+                stacked = matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices)
+                for (i, j), O in zip(chunk, shape_and_scale(stacked, settings).unbind(0), strict=True):
+                    shaped[i][j] = O
         return [layout.assemble(s) for s, layout in zip(shaped, layouts, strict=True)]

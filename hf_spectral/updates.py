@@ -115,4 +115,5 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
         steps=settings.ns_steps,
         check_finite=False,
     )
-    return O.mul_(scale_factor(O, M, settings.scale, settings.rms))
+    factor = scale_factor(O, M, settings.scale, settings.rms)
+    return O if isinstance(factor, float) and factor == 1.0 else O.mul_(factor)

@@ -63,7 +63,9 @@ def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> 
 def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str) -> Tensor:
     """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n; float32 accumulator, returns float32."""
     nu = frobenius_norm(X.float())
-    X = (X / nu.clamp_min(torch.finfo(torch.float32).tiny)).to(iterate_dtype(precision))
+    X = (X / nu.clamp_min(torch.finfo(torch.float32).tiny)).to(
+        iterate_dtype(precision), memory_format=torch.contiguous_format
+    )  # contiguous: batched GEMMs would copy a transposed operand at every step
     Y = X.float() * weights[0]
     coefficients = [TNS_COEFFICIENTS] * (len(weights) - 1)
     for w, Xk in zip(weights[1:], quintic_iterates(X, coefficients, precision), strict=True):
