@@ -236,10 +236,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
             for t, i in zip(params, range(len(updates)), strict=True):
                 state = self.state[t]
                 if not state:
-                    state["momentum_buffer"] = torch.zeros_like(updates[i])
-                updates[i] = momentum_direction(
-                    updates[i], state["momentum_buffer"], group["momentum"], group["nesterov"]
-                )
+                    state["momentum_buffer"] = torch.zeros_like(t.grad)
+                buf = state["momentum_buffer"]
+                updates[i] = momentum_direction(updates[i].to(buf.dtype), buf, group["momentum"], group["nesterov"])
         lr, wd = group["lr"], group["weight_decay"]
         for t, update in zip(params, updates, strict=True):
             if wd:

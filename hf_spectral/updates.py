@@ -73,7 +73,8 @@ class ShapingSettings:
 
 
 def _frobenius(X: Tensor) -> Tensor:
-    return torch.linalg.vector_norm(X.float(), dim=(-2, -1), keepdim=True)
+    """‖X‖_F per matrix as float32 (reductions accumulate in float32 whatever X's dtype)."""
+    return torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).float()
 
 
 def scale_factor(O: Tensor, D: Tensor, scale: str, rms: float) -> Tensor | float:
@@ -105,7 +106,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
-    """The scaled spectral update of a (..., m, n) batch: spectral_power(M, p) · scale_factor (float32)."""
+    """The scaled spectral update of a (..., m, n) batch: spectral_power(M, p) · scale_factor, in the shaping's
+    working dtype (float32, or bfloat16 for bf16 Polar Express / Newton–Schulz)."""
     O = spectral_power(
         M,
         settings.p,
@@ -114,6 +116,9 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
         precision=resolve_precision(settings.precision, M.device),
         steps=settings.ns_steps,
         check_finite=False,
+        out_dtype=None,  # bf16 polar stays bf16: the scaling and the parameter update read half the bytes
     )
     factor = scale_factor(O, M, settings.scale, settings.rms)
-    return O if isinstance(factor, float) and factor == 1.0 else O.mul_(factor)
+    if isinstance(factor, float):
+        return O if factor == 1.0 else O.mul_(factor)
+    return O.mul_(factor.to(O.dtype))  # same dtype: an in-place mixed-dtype multiply takes a slow path

@@ -158,3 +158,12 @@ def test_exact_methods_accept_p_outside_tns_range():
     M = make_matrix((16, 64), "gaussian", seed=12)
     assert relative_error(spectral_power(M, -0.9, method="eigh"), shape_svd(M, -0.9)) < 1e-5
     assert relative_error(spectral_power(M, -0.9), shape_svd(M, -0.9)) < 1e-5  # auto → eigh for r ≤ 64
+
+
+def test_out_dtype_none_keeps_the_working_dtype():
+    M = make_matrix((32, 64), "gaussian", seed=13)
+    native = spectral_power(M, 0.0, method="polar", precision="bf16", out_dtype=None)
+    assert native.dtype == torch.bfloat16
+    torch.testing.assert_close(native.float(), spectral_power(M, 0.0, method="polar", precision="bf16"))
+    assert spectral_power(M, 0.5, method="tns", precision="bf16", out_dtype=None).dtype == torch.float32
+    assert spectral_power(M, 0.5, out_dtype=torch.float64).dtype == torch.float64

@@ -40,6 +40,7 @@ def spectral_power(
     precision: str = "fp32",
     steps: int | None = None,
     check_finite: bool = True,
+    out_dtype: torch.dtype | None = torch.float32,
 ) -> Tensor:
     """U φ(Σ/ν) Vᵀ with φ(s) = s·(s² + ε²)^((p−1)/2), ν = ‖M‖_F — i.e. U Σᵖ Vᵀ up to the ε floor, scale free.
 
@@ -56,9 +57,11 @@ def spectral_power(
             (tns, polar, newton_schulz). eigh and svd always compute in float64.
         steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
         check_finite: raise on NaN/Inf entries (one device sync). Callers that already checked pass False.
+        out_dtype: dtype of the result (default float32); None keeps the method's working dtype (bfloat16 for
+            polar / newton_schulz at precision="bf16", float32 otherwise), saving a conversion pass.
 
     Returns:
-        A float32 tensor of M's shape (whatever M's dtype).
+        A tensor of M's shape, float32 by default (whatever M's dtype).
     """
     fn = "spectral_power"
     check_matrix(fn, M, check_finite=check_finite)
@@ -70,12 +73,14 @@ def spectral_power(
         check_steps(fn, steps)
     method = resolve_method(method, p, tuple(M.shape))
     if M.numel() == 0:
-        return torch.zeros(M.shape, dtype=torch.float32, device=M.device)
-    return on_short_side_batches(M, _kernel(method, p, eps, precision, steps))
+        return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
+    Y = on_short_side_batches(M, _kernel(method, p, eps, precision, steps))
+    return Y if out_dtype is None else Y.to(out_dtype)
 
 
 def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None):
-    """The (B, m, n) → (B, m, n) float32 map for a resolved method, after validating method-specific limits."""
+    """The (B, m, n) → (B, m, n) map for a resolved method (float32, or bfloat16 for bf16 polar), after validating
+    method-specific limits."""
     if method in ("polar", "newton_schulz"):
         if p != 0.0:
             raise ValueError(

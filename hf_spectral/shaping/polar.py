@@ -35,7 +35,7 @@ def _schedule(coefficients: str, steps: int):
 
 
 def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str) -> Tensor:
-    """Polar factor of a (B, m, n) float batch with m ≤ n; returns float32."""
+    """Polar factor of a (B, m, n) float batch with m ≤ n, in the iterate dtype (bfloat16 for precision="bf16")."""
     # One contiguous copy in the iterate dtype (batched GEMMs copy non-contiguous operands at every step otherwise);
     # casting first makes the passes below read half the bytes in bf16.
     X = X.to(iterate_dtype(precision), memory_format=torch.contiguous_format, copy=True)
@@ -45,7 +45,7 @@ def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str) -> T
     X.div_(scale.to(X.dtype))
     for Xk in quintic_iterates(X, _schedule(coefficients, steps), precision):
         X = Xk
-    return X.float()
+    return X
 
 
 def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_express", precision: str = "fp32") -> Tensor:
@@ -65,7 +65,7 @@ def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_expre
     check_steps("polar_express", steps)
     check_choice("polar_express", "coefficients", coefficients, POLAR_COEFFICIENT_SETS)
     check_choice("polar_express", "precision", precision, PRECISIONS)
-    return on_short_side_batches(M, lambda X: polar_batched(X, steps, coefficients, precision))
+    return on_short_side_batches(M, lambda X: polar_batched(X, steps, coefficients, precision)).float()
 
 
 __all__ = ["NEWTON_SCHULZ_COEFFICIENTS", "POLAR_EXPRESS_COEFFICIENTS", "polar_express"]
