@@ -45,3 +45,35 @@ def byte_blocks(texts: list[str], block_size: int) -> torch.Tensor:
     data = torch.frombuffer(bytearray("\n".join(texts).encode("utf-8")), dtype=torch.uint8).long()
     n = data.numel() // block_size
     return data[: n * block_size].view(n, block_size)
+
+
+def write_text_files(directory: str | Path, max_chars: int | None = None) -> dict[str, Path]:
+    """Write the train and eval splits as ``train.txt`` / ``eval.txt`` (for ``load_dataset("text", ...)``)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split in SPLITS:
+        paths[split] = directory / f"{split}.txt"
+        paths[split].write_text("\n".join(stdlib_texts(split, max_chars)), encoding="utf-8")
+    return paths
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, directory: str | Path):
+    """Train a byte-level BPE tokenizer on `texts` locally and save it as a ``PreTrainedTokenizerFast`` directory
+    (loadable with ``AutoTokenizer.from_pretrained(directory)``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    fast.save_pretrained(str(directory))
+    return fast

@@ -74,7 +74,7 @@ def validate_group(group: MutableMapping[str, Any], where: str = "SpectralOptimi
         _check_betas(where, group["betas"])
         check_real(where, "eps", group["eps"], 0.0, 1.0)
         return
-    group["p"] = to_spec(as_schedule(group["p"], name=f"{where}: p"))
+    group["p"] = to_spec(as_schedule(group["p"], name=where))
     check_real(where, "eps", group["eps"], 0.0, 1.0, low_open=True)
     check_choice(where, "method", group["method"], METHODS)
     check_choice(where, "precision", group["precision"], OPTIMIZER_PRECISIONS)
@@ -101,10 +101,12 @@ def _check_p_reachable(group: MutableMapping[str, Any], where: str) -> None:
     method, steps = group["method"], group["ns_steps"] or TNS_DEFAULT_STEPS
     for p in (lo, hi):
         if method in ("polar", "newton_schulz") and p != 0.0:
-            raise ValueError(f"{where}: method={method!r} computes p = 0 only, but p reaches {p}; use method='auto'")
+            raise ValueError(
+                f"{where}: method={method!r} computes p = 0 only, but p reaches {p:.4g}; use method='auto'"
+            )
         could_use_tns = method == "tns" or (method == "auto" and resolve_method("auto", p, (10**6, 10**6)) == "tns")
         if could_use_tns and tns_weights(p, group["eps"], steps).fit_error > MAX_FIT_ERROR:
             raise ValueError(
-                f"{where}: p reaches {p}, which TNS with ns_steps={steps} and eps={group['eps']} cannot compute "
+                f"{where}: p reaches {p:.4g}, which TNS with ns_steps={steps} and eps={group['eps']} cannot compute "
                 "accurately (about [-0.5, 1.3] at 8 steps, eps >= 1e-3); narrow the p range, raise ns_steps or eps"
             )

@@ -27,9 +27,12 @@ from torch.optim.adamw import adamw as adamw_functional
 from .hyperparams import ADAMW_DEFAULTS, SPECTRAL_DEFAULTS, validate_group
 from .schedules import PSpec, as_schedule
 from .shaper import LocalShaper
+from .stats import UpdateStats
 from .updates import MatrixLayout, ShapingSettings, adam_direction, momentum_direction
 
 NONFINITE = ("raise", "skip")
+STATS_SVD_MATRICES = 8
+"""How many shaped updates (the first ones, in group order) get an SVD on a statistics step."""
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -62,6 +65,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
         total_steps: number of optimizer steps in training, needed by p schedules (or call :meth:`set_total_steps`).
         nonfinite: a NaN/Inf gradient ``"raise"`` s :class:`NonFiniteGradientError` or ``"skip"`` s the step; in
             both cases no parameter or state is touched.
+        stats_every: every this many steps, record SVD statistics (top singular value, effective rank) of a few
+            shaped updates in :attr:`last_stats` (0: never). The update RMS is recorded on steps flagged by
+            :meth:`collect_stats_next_step` (the Trainer callback flags logging steps).
     """
 
     def __init__(
@@ -89,11 +95,17 @@ class SpectralOptimizer(torch.optim.Optimizer):
         adamw_weight_decay: float | None = None,
         total_steps: int | None = None,
         nonfinite: str = "raise",
+        stats_every: int = 0,
     ) -> None:
         if nonfinite not in NONFINITE:
             raise ValueError(f"SpectralOptimizer: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+        if isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 0:
+            raise ValueError(f"SpectralOptimizer: stats_every must be an integer >= 0, got {stats_every!r}")
+        self.stats_every = stats_every
+        self.last_stats: dict[str, float] = {}
+        self._collect_stats = False
         self.shaper: Callable[..., list[Tensor]] = LocalShaper()
         spectral = dict(SPECTRAL_DEFAULTS)
         spectral.update(
@@ -158,6 +170,10 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 return self.p_at(group, max(group["step"] - 1, 0))
         return None
 
+    def collect_stats_next_step(self) -> None:
+        """Record the update RMS (and SVD statistics, if due) of the next step in :attr:`last_stats`."""
+        self._collect_stats = True
+
     # ------------------------------------------------------------------------------------------------- step
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -174,13 +190,24 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 )
             self.skipped_steps += 1
             return loss
+        stats = self._stats_for_this_step()
         for group in self.param_groups:
             if group["algorithm"] == "adamw":
                 self._adamw_step(group)
             else:
-                self._spectral_step(group)
+                self._spectral_step(group, stats)
             group["step"] += 1
+        if stats is not None:
+            self.last_stats.update(stats.summary())
         return loss
+
+    def _stats_for_this_step(self) -> UpdateStats | None:
+        step = self.param_groups[0]["step"] + 1 if self.param_groups else 0
+        svd_due = bool(self.stats_every) and step % self.stats_every == 0
+        if not (self._collect_stats or svd_due):
+            return None
+        self._collect_stats = False
+        return UpdateStats(svd_budget=STATS_SVD_MATRICES if svd_due else 0)
 
     def _found_nonfinite(self) -> bool:
         grads = [_local(t.grad) for g in self.param_groups for t in g["params"] if t.grad is not None]
@@ -189,7 +216,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         norms = torch._foreach_norm(grads)
         return not bool(torch.isfinite(torch.stack([n.float().to(norms[0].device) for n in norms])).all())
 
-    def _spectral_step(self, group: dict[str, Any]) -> None:
+    def _spectral_step(self, group: dict[str, Any], stats: UpdateStats | None = None) -> None:
         params = [t for t in group["params"] if t.grad is not None]
         if not params:
             return
@@ -231,7 +258,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
             scale=group["scale"],
             rms=group["rms"],
         )
-        updates = self.shaper(directions, [_layout(t, group) for t in params], settings)
+        updates = self.shaper(directions, [_layout(t, group) for t in params], settings, stats)
         if base == "momentum" and order == "shape_first":
             for t, i in zip(params, range(len(updates)), strict=True):
                 state = self.state[t]

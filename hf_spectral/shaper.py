@@ -7,14 +7,21 @@ from collections import defaultdict
 import torch
 from torch import Tensor
 
+from .stats import UpdateStats
 from .updates import MatrixLayout, ShapingSettings, shape_and_scale
 
 
 class LocalShaper:
     """Shapes full (non-sharded) update tensors. Distributed shapers implement the same call."""
 
-    def __call__(self, updates: list[Tensor], layouts: list[MatrixLayout], settings: ShapingSettings) -> list[Tensor]:
-        """Scaled shaped updates (float32), one per input tensor, in the input's shape."""
+    def __call__(
+        self,
+        updates: list[Tensor],
+        layouts: list[MatrixLayout],
+        settings: ShapingSettings,
+        stats: UpdateStats | None = None,
+    ) -> list[Tensor]:
+        """Scaled shaped updates, one per input tensor, in the input's shape; `stats` accumulates their statistics."""
         blocks = [layout.matrices(u) for u, layout in zip(updates, layouts, strict=True)]
         batches: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
         for i, matrices in enumerate(blocks):
@@ -28,6 +35,9 @@ class LocalShaper:
             for chunk in chunks:
                 matrices = [blocks[i][j] for i, j in chunk]
                 stacked = matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices)
-                for (i, j), O in zip(chunk, shape_and_scale(stacked, settings).unbind(0), strict=True):
+                shaped_batch = shape_and_scale(stacked, settings)
+                if stats is not None:
+                    stats.add(shaped_batch)
+                for (i, j), O in zip(chunk, shaped_batch.unbind(0), strict=True):
                     shaped[i][j] = O
         return [layout.assemble(s) for s, layout in zip(shaped, layouts, strict=True)]

@@ -1,0 +1,1 @@
+"""Adapters to the Hugging Face ecosystem: Trainer (names, optim_args, factory, callback) and the patches."""
