@@ -60,5 +60,6 @@ def install(force: bool = False) -> None:
         sys.meta_path.insert(0, SpectralPatchFinder())
     for name in TARGETS:
         module = sys.modules.get(name)
-        if module is not None:
+        # A module still executing (we are imported from inside its import) gets patched by the hook when done.
+        if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
             _patch(name, module)

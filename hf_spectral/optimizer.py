@@ -21,18 +21,20 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.adamw import adamw as adamw_functional
 
+from .distributed.sharding import shard_spec
 from .hyperparams import ADAMW_DEFAULTS, SPECTRAL_DEFAULTS, validate_group
 from .schedules import PSpec, as_schedule
-from .shaper import LocalShaper
+from .shaper import Shaper
 from .stats import UpdateStats
 from .updates import MatrixLayout, ShapingSettings, adam_direction, momentum_direction
 
 NONFINITE = ("raise", "skip")
-STATS_SVD_MATRICES = 8
-"""How many shaped updates (the first ones, in group order) get an SVD on a statistics step."""
+STATS_SVD_TENSORS = 8
+"""On a statistics step, the matrices of the first this-many parameters of each spectral group get an SVD."""
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -106,7 +108,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         self.stats_every = stats_every
         self.last_stats: dict[str, float] = {}
         self._collect_stats = False
-        self.shaper: Callable[..., list[Tensor]] = LocalShaper()
+        self.shaper = Shaper()
         spectral = dict(SPECTRAL_DEFAULTS)
         spectral.update(
             p=p, eps=eps, method=method, precision=precision, ns_steps=ns_steps, base=base, order=order,
@@ -162,6 +164,13 @@ class SpectralOptimizer(torch.optim.Optimizer):
             )
         return schedule(step / total)
 
+    def _p_for_step(self, group: Mapping[str, Any]) -> float:
+        """p of the step being taken. A step with lr = 0 changes no weight whatever p is, so it may run before
+        ``total_steps`` is known (torch.distributed.checkpoint takes such a step to create state before loading)."""
+        if group["lr"] == 0 and not group["total_steps"]:
+            return as_schedule(group["p"])(0.0)
+        return self.p_at(group)
+
     def current_p(self) -> float | None:
         """p used by the latest step of the first spectral group (before any step: the first step's p); None if no
         spectral group. For logging."""
@@ -207,14 +216,29 @@ class SpectralOptimizer(torch.optim.Optimizer):
         if not (self._collect_stats or svd_due):
             return None
         self._collect_stats = False
-        return UpdateStats(svd_budget=STATS_SVD_MATRICES if svd_due else 0)
+        return UpdateStats(svd_tensors=STATS_SVD_TENSORS if svd_due else 0)
 
     def _found_nonfinite(self) -> bool:
-        grads = [_local(t.grad) for g in self.param_groups for t in g["params"] if t.grad is not None]
-        if not grads:
+        """Any NaN/Inf in any gradient, agreed by every rank when parameters are sharded (one sync per step)."""
+        params = [t for g in self.param_groups for t in g["params"] if t.grad is not None]
+        if not params:
             return False
-        norms = torch._foreach_norm(grads)
-        return not bool(torch.isfinite(torch.stack([n.float().to(norms[0].device) for n in norms])).all())
+        norms = torch._foreach_norm([_local(t.grad) for t in params])
+        device = norms[0].device
+        bad = (~torch.isfinite(torch.stack([n.float().to(device) for n in norms]))).any().float()
+        if dist.is_available() and dist.is_initialized() and any(shard_spec(t) is not None for t in params):
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # ranks see different shards: all must skip or none
+        return bool(bad)
+
+    def enable_data_parallel(self, process_group: dist.ProcessGroup | None = None) -> None:
+        """Under DDP (every rank holds the same parameters): split the shaping of replicated matrices across the
+        ranks of `process_group` (default: the world) and all-gather the results, instead of every rank shaping
+        every matrix. The Trainer callback calls this when the model is wrapped in DDP."""
+        self.shaper.replica_group = process_group if process_group is not None else dist.group.WORLD
+
+    def disable_data_parallel(self) -> None:
+        """Shape every replicated matrix on every rank again (the default)."""
+        self.shaper.replica_group = None
 
     def _spectral_step(self, group: dict[str, Any], stats: UpdateStats | None = None) -> None:
         params = [t for t in group["params"] if t.grad is not None]
@@ -223,34 +247,29 @@ class SpectralOptimizer(torch.optim.Optimizer):
         base, order = group["base"], group["order"]
         directions = []
         for t in params:
-            grad, state = t.grad, self.state[t]
+            grad, state = _local(t.grad), self.state[t]
             if base == "adam":
                 if not state:
                     state["step"] = 0
-                    state["exp_avg_sq"] = torch.zeros_like(grad)
+                    state["exp_avg_sq"] = torch.zeros_like(t.grad)
                     if order != "none":
-                        state["exp_avg"] = torch.zeros_like(grad)
+                        state["exp_avg"] = torch.zeros_like(t.grad)
                 state["step"] += 1
+                exp_avg = _local(state["exp_avg"]) if "exp_avg" in state else None
                 directions.append(
                     adam_direction(
-                        grad,
-                        state.get("exp_avg"),
-                        state["exp_avg_sq"],
-                        state["step"],
-                        group["betas"],
-                        group["adam_eps"],
+                        grad, exp_avg, _local(state["exp_avg_sq"]), state["step"], group["betas"], group["adam_eps"]
                     )
                 )
             elif order == "momentum_first":
                 if not state:
-                    state["momentum_buffer"] = torch.zeros_like(grad)
-                directions.append(
-                    momentum_direction(grad, state["momentum_buffer"], group["momentum"], group["nesterov"])
-                )
+                    state["momentum_buffer"] = torch.zeros_like(t.grad)
+                buf = _local(state["momentum_buffer"])
+                directions.append(momentum_direction(grad, buf, group["momentum"], group["nesterov"]))
             else:
                 directions.append(grad)
         settings = ShapingSettings(
-            p=self.p_at(group),
+            p=self._p_for_step(group),
             eps=group["eps"],
             method=group["method"],
             precision=group["precision"],
@@ -258,19 +277,21 @@ class SpectralOptimizer(torch.optim.Optimizer):
             scale=group["scale"],
             rms=group["rms"],
         )
-        updates = self.shaper(directions, [_layout(t, group) for t in params], settings, stats)
+        layouts = [_layout(t, group) for t in params]
+        updates = self.shaper(directions, layouts, [shard_spec(t) for t in params], settings, stats)
         if base == "momentum" and order == "shape_first":
-            for t, i in zip(params, range(len(updates)), strict=True):
+            for i, t in enumerate(params):
                 state = self.state[t]
                 if not state:
                     state["momentum_buffer"] = torch.zeros_like(t.grad)
-                buf = state["momentum_buffer"]
+                buf = _local(state["momentum_buffer"])
                 updates[i] = momentum_direction(updates[i].to(buf.dtype), buf, group["momentum"], group["nesterov"])
         lr, wd = group["lr"], group["weight_decay"]
         for t, update in zip(params, updates, strict=True):
+            weight = _local(t)
             if wd:
-                t.mul_(1.0 - lr * wd)
-            t.add_(update.to(t.dtype), alpha=-lr)
+                weight.mul_(1.0 - lr * wd)
+            weight.add_(update, alpha=-lr)
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []

@@ -46,12 +46,26 @@ class MatrixLayout:
     split_cols: tuple[int, ...] | None = None
 
     def matrices(self, t: Tensor) -> list[Tensor]:
-        M = t.reshape(self.shape[0], -1)
+        M = t.reshape(self.shape[0], self.cols)
         if self.split_rows:
             return list(M.split(list(self.split_rows), dim=0))
         if self.split_cols:
             return list(M.split(list(self.split_cols), dim=1))
         return [M]
+
+    @property
+    def cols(self) -> int:
+        """Columns of the (shape[0], −1) view."""
+        return int(torch.Size(self.shape[1:]).numel())
+
+    def block_shapes(self) -> list[tuple[int, int]]:
+        """Shapes of the matrices that get shaped."""
+        rows, cols = self.shape[0], self.cols
+        if self.split_rows:
+            return [(r, cols) for r in self.split_rows]
+        if self.split_cols:
+            return [(rows, c) for c in self.split_cols]
+        return [(rows, cols)]
 
     def assemble(self, blocks: list[Tensor]) -> Tensor:
         if len(blocks) == 1:
@@ -96,6 +110,12 @@ def scale_factor(O: Tensor, D: Tensor, scale: str, rms: float) -> Tensor | float
     if scale == "spectral":
         return math.sqrt(max(1.0, m / n))
     return 1.0
+
+
+def shaped_dtype(settings: ShapingSettings, device: torch.device) -> torch.dtype:
+    """dtype of shape_and_scale's result: bfloat16 for Polar Express / Newton–Schulz in bf16, else float32."""
+    bf16 = settings.method in ("polar", "newton_schulz") and resolve_precision(settings.precision, device) == "bf16"
+    return torch.bfloat16 if bf16 else torch.float32
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -330,3 +330,17 @@ def test_one_dimensional_spectral_param_is_refused():
 def test_muon_refuses_nonzero_p():
     with pytest.raises(ValueError, match="p is fixed at 0"):
         Muon(_params([(8, 8)]), p=0.5)
+
+
+def test_zero_lr_step_runs_before_total_steps_is_known():
+    """torch.distributed.checkpoint creates optimizer state with one lr = 0 step before loading a checkpoint,
+    before the Trainer callback has set total_steps: that step must run; a real step must still refuse."""
+    (W,) = _params([(16, 16)], seed=20)
+    W0 = W.detach().clone()
+    opt = DynMuon([W], lr=0.0)
+    W.grad = torch.zeros_like(W)
+    opt.step()
+    assert torch.equal(W.detach(), W0) and set(opt.state[W]) == {"momentum_buffer"}
+    opt.param_groups[0]["lr"] = 0.1
+    with pytest.raises(ValueError, match="set_total_steps"):
+        opt.step()

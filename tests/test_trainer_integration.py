@@ -15,7 +15,7 @@ from transformers.training_args import OptimizerNames
 import hf_spectral
 from hf_spectral import DynMuon, MuonP
 from hf_spectral.corpus import byte_blocks, stdlib_texts
-from hf_spectral.shaper import LocalShaper
+from hf_spectral.shaper import Shaper
 
 
 def _dataset(n_blocks: int = 48, block: int = 32) -> Dataset:
@@ -67,13 +67,13 @@ def test_trainer_sets_real_length_and_shapes_once_per_optimizer_step(tmp_path, m
     """48 samples, batch 4, gradient accumulation 3, 2 epochs → 4 optimizer steps per epoch, 8 in all: the schedule
     spans 8 steps and shaping runs 8 times (once per optimizer step, never per micro-batch)."""
     calls = []
-    original = LocalShaper.__call__
+    original = Shaper.__call__
 
     def counting(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(LocalShaper, "__call__", counting)
+    monkeypatch.setattr(Shaper, "__call__", counting)
     args = _args(tmp_path, optim="dynmuon", gradient_accumulation_steps=3, num_train_epochs=2)
     trainer = Trainer(model=tiny_llama(), args=args, train_dataset=_dataset(48))
     trainer.train()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.distributed as dist
 from transformers import TrainerCallback
 
+from ..distributed.sharding import shard_spec
 from ..optimizer import SpectralOptimizer
 
 
@@ -24,14 +26,26 @@ def unwrap_optimizer(optimizer: Any) -> SpectralOptimizer | None:
     return None
 
 
+def _replicated_data_parallel(opt: SpectralOptimizer) -> bool:
+    """Several processes and whole (not FSDP-sharded) parameters: the Trainer runs DDP."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    return all(shard_spec(t) is None for group in opt.param_groups for t in group["params"])
+
+
 class SpectralCallback(TrainerCallback):
     """Sets ``total_steps`` at train begin (``state.max_steps``: optimizer steps, gradient accumulation counted,
-    final even on resume) and adds ``spectral/*`` values to the Trainer's logs. A no-op for other optimizers."""
+    final even on resume), splits the shaping across ranks under DDP, and adds ``spectral/*`` values to the
+    Trainer's logs. A no-op for other optimizers."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         opt = unwrap_optimizer(optimizer)
-        if opt is not None and state.max_steps > 0:
+        if opt is None:
+            return
+        if state.max_steps > 0:
             opt.set_total_steps(int(state.max_steps))
+        if _replicated_data_parallel(opt):
+            opt.enable_data_parallel()
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         opt = unwrap_optimizer(optimizer)

@@ -28,6 +28,7 @@ class ModelArguments:
     tokenizer_name: str = field(metadata={"help": "local tokenizer directory"})
     model_type: str = field(default="llama")
     config_overrides: str = field(default="hidden_size=64,intermediate_size=128,num_hidden_layers=2")
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
 
 
 @dataclass
@@ -52,6 +53,11 @@ def main():
     config = AutoConfig.for_model(model_args.model_type, vocab_size=len(tokenizer))
     config.update_from_string(model_args.config_overrides)
     model = AutoModelForCausalLM.from_config(config)
+    if model_args.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=model_args.lora_r, lora_alpha=2 * model_args.lora_r, target_modules=["q_proj", "v_proj"])
+        model = get_peft_model(model, lora)
 
     tokenized = raw.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
     block = data_args.block_size
@@ -76,7 +82,12 @@ def main():
     )
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_state()
-    print("OPTIMIZER", type(trainer.optimizer.optimizer).__name__)
+    optimizer = trainer.optimizer.optimizer
+    print("OPTIMIZER", type(optimizer).__name__)
+    print("PARAMETERS", type(next(trainer.model.parameters())).__name__, "fsdp" if trainer.is_fsdp_enabled else "")
+    shaper = getattr(optimizer, "shaper", None)  # diagnostics for the distributed tests
+    if shaper is not None:
+        print("SHAPED", shaper.matrices_shaped, "DATA_PARALLEL", shaper.replica_group is not None)
     print("METRICS", json.dumps(result.metrics))
     return 0
 

@@ -1,0 +1,108 @@
+"""torchrun --nproc_per_node 2: SpectralOptimizer under FSDP2 (fully_shard) and DDP equals one process.
+
+Every rank also trains a single-process reference on the union of all ranks' batches (the mean loss over the union
+has the gradient that FSDP2/DDP average). Model: a tiny Llama whose MLP (intermediate 75) and k/v projections
+shard unevenly over 2 ranks; optional PEFT LoRA. Writes a JSON report per rank to $OUT_DIR."""
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from hf_spectral import DynMuon, Muon, SpectralAdam
+from hf_spectral.corpus import byte_blocks, stdlib_texts
+
+STEPS, PER_RANK = 4, 2
+OPTIMIZERS = {
+    "muon": lambda m: Muon(m, lr=2e-2, method="polar", precision="fp32", weight_decay=0.1),
+    "dynmuon_crossing_zero": lambda m: DynMuon(
+        m, lr=2e-2, p={"schedule": "linear", "start": 0.5, "end": -0.25}, total_steps=STEPS
+    ),
+    "spectral_adam": lambda m: SpectralAdam(m, lr=2e-2, p=0.25),
+}
+
+
+def tiny(lora: bool):
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=256, hidden_size=48, intermediate_size=75, num_hidden_layers=2, num_attention_heads=3,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=64, tie_word_embeddings=False,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+        torch.manual_seed(1)
+        for name, p in model.named_parameters():  # non-zero B so both factors move from step 1
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.02)
+    return model
+
+
+def full_weights(model):
+    out = {}
+    for name, p in model.named_parameters():
+        out[name] = p.full_tensor() if hasattr(p, "full_tensor") else p.detach()
+    return out
+
+
+def run(kind, optim, lora, batches, rank, world):
+    reference, model = tiny(lora), tiny(lora)
+    if kind == "fsdp2":
+        layers = model.base_model.model.model.layers if lora else model.model.layers
+        for layer in layers:
+            fully_shard(layer)
+        fully_shard(model)
+        wrapped = model
+    else:
+        wrapped = DistributedDataParallel(model)
+    opt_ref, opt = OPTIMIZERS[optim](reference), OPTIMIZERS[optim](model)
+    if kind == "ddp":
+        opt.enable_data_parallel()
+    for batch in batches:
+        reference(input_ids=batch, labels=batch).loss.backward()
+        opt_ref.step()
+        opt_ref.zero_grad()
+        mine = batch[rank * PER_RANK : (rank + 1) * PER_RANK]
+        wrapped(input_ids=mine, labels=mine).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    ours, ref = full_weights(model), full_weights(reference)
+    worst = max(float((ours[n] - ref[n]).abs().max() / ref[n].abs().max().clamp_min(1e-12)) for n in ref)
+    moved = max(float((ref[n] - w).abs().max()) for n, w in full_weights(tiny(lora)).items())
+    state_keys = sorted({k for s in opt.state.values() for k in s})
+    sharded_state = all(type(v).__name__ == "DTensor" for s in opt.state.values() for v in s.values()
+                        if torch.is_tensor(v) and v.ndim > 0)  # fmt: skip
+    counts = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([opt.shaper.matrices_shaped]))
+    spectral_tensors = sum(len(g["params"]) for g in opt.param_groups if g["algorithm"] == "spectral")
+    return {
+        "kind": kind, "optimizer": optim, "lora": lora, "max_rel_diff": worst, "reference_moved": moved,
+        "state_keys": state_keys, "state_sharded": sharded_state,
+        "matrices_shaped_per_rank": [int(c) for c in counts], "spectral_tensors": spectral_tensors,
+        "p_last": opt.current_p(), "p_ref_last": opt_ref.current_p(),
+    }  # fmt: skip
+
+
+def main():
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    blocks = byte_blocks(stdlib_texts("train", max_chars=60_000), 32)
+    batches = [blocks[s * PER_RANK * world : (s + 1) * PER_RANK * world] for s in range(STEPS)]
+    cases = [("fsdp2", o, False) for o in OPTIMIZERS] + [("fsdp2", "dynmuon_crossing_zero", True)]
+    cases += [("ddp", "muon", False), ("ddp", "spectral_adam", False)]
+    report = [run(kind, optim, lora, batches, rank, world) for kind, optim, lora in cases]
+    with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
