@@ -167,3 +167,19 @@ def test_out_dtype_none_keeps_the_working_dtype():
     torch.testing.assert_close(native.float(), spectral_power(M, 0.0, method="polar", precision="bf16"))
     assert spectral_power(M, 0.5, method="tns", precision="bf16", out_dtype=None).dtype == torch.float32
     assert spectral_power(M, 0.5, out_dtype=torch.float64).dtype == torch.float64
+
+
+def test_published_approximations_behave_as_described():
+    """taylor: exact at p = 0 (it is Polar Express there), increasingly wrong away from 0 — that is why it is an
+    ablation and not a method; dynmuon_published: M/‖M‖_F for p ≥ 0.25, polar for 0 ≤ p < 0.25, taylor below."""
+    M = make_matrix((64, 160), "power_1e2", seed=14)
+    torch.testing.assert_close(spectral_power(M, 0.0, method="taylor"), spectral_power(M, 0.0, method="polar"))
+    errors = [relative_error(spectral_power(M, p, method="taylor"), shape_svd(M, p)) for p in (-0.05, -0.25, -0.5)]
+    assert errors[0] < errors[1] < errors[2] and errors[2] > 0.1, errors
+    torch.testing.assert_close(spectral_power(M, 0.5, method="dynmuon_published"), M / M.norm())
+    torch.testing.assert_close(
+        spectral_power(M, 0.1, method="dynmuon_published"), spectral_power(M, 0.0, method="polar")
+    )
+    torch.testing.assert_close(
+        spectral_power(M, -0.2, method="dynmuon_published"), spectral_power(M, -0.2, method="taylor")
+    )

@@ -14,6 +14,7 @@ from typing import Any
 from ..optimizer import SpectralOptimizer
 from ..presets import DynMuon, Muon, MuonP, SpectralAdam
 from ..schedules import PRESETS, SCHEDULES, as_schedule, to_spec
+from ..shaping import METHODS
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ KEYS: dict[str, Key] = {
     "tau": Key(_float, "logistic midpoint τ, as a fraction of training, in [0, 1]", "0.04"),
     "width": Key(_float, "logistic width w, in (0, 1]", "0.04"),
     "eps": Key(_float, "ε floor of φ, in (0, 1]", "1e-3"),
-    "method": Key(_choice("auto", "tns", "polar", "newton_schulz", "eigh", "svd"), "shaping method", "auto"),
+    "method": Key(_choice(*METHODS), "shaping method (taylor, dynmuon_published: ablations only)", "auto"),
     "precision": Key(_choice("auto", "fp32", "mixed", "bf16"), "shaping precision", "auto"),
     "ns_steps": Key(_int, "iterations of tns / polar / newton_schulz, 1–100", "8 / 5"),
     "base": Key(_choice("momentum", "adam"), "what is shaped", "momentum"),

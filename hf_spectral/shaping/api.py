@@ -8,12 +8,14 @@ from torch import Tensor
 from .eigh import eigh_batched
 from .layout import on_short_side_batches
 from .polar import polar_batched
+from .published import dynmuon_published_batched, taylor_batched
 from .quintic import PRECISIONS
 from .target import frobenius_norm, shape_svd
 from .tns import MAX_FIT_ERROR, TNS_DEFAULT_STEPS, tns_batched, tns_weights
 from .validation import check_choice, check_matrix, check_real, check_steps
 
-METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd")
+METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd", "taylor", "dynmuon_published")
+"""The last two are the published DynMuon approximations (not U Σᵖ Vᵀ), kept for ablations."""
 EIGH_MAX_SIDE = 64
 """`method="auto"` uses the exact Gram eigendecomposition when the short side is at most this (LoRA factors)."""
 
@@ -52,7 +54,8 @@ def spectral_power(
         eps: ε floor relative to ν, in (0, 1]. TNS with K = 8 needs ε ≥ 1e-3 (more steps reach lower ε).
         method: ``"auto"`` (p = 1 → identity; short side ≤ 64 → eigh; else tns), ``"tns"`` (Trajectory
             Newton–Schulz), ``"polar"`` (Polar Express, p = 0 only), ``"newton_schulz"`` (Muon's quintic, p = 0
-            only), ``"eigh"`` (exact, small side Gram) or ``"svd"`` (float64 SVD reference).
+            only), ``"eigh"`` (exact, small side Gram) or ``"svd"`` (float64 SVD reference); ``"taylor"`` and
+            ``"dynmuon_published"`` are the published DynMuon approximations, for ablations only.
         precision: ``"fp32"``, ``"mixed"`` (bf16 matmul operands) or ``"bf16"``; used by the matmul methods
             (tns, polar, newton_schulz). eigh and svd always compute in float64.
         steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
@@ -102,5 +105,9 @@ def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None
         return lambda X: eigh_batched(X, p, eps)
     if method == "svd":
         return lambda X: shape_svd(X, p, eps).float()
+    if method == "taylor":
+        return lambda X: taylor_batched(X, p, precision)
+    if method == "dynmuon_published":
+        return lambda X: dynmuon_published_batched(X, p, precision)
     # identity (p = 1): φ(s) = s exactly.
     return lambda X: X.float() / frobenius_norm(X.float()).clamp_min(torch.finfo(torch.float32).tiny)
