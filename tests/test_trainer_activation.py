@@ -71,6 +71,14 @@ def test_opting_out_of_autoload_restores_transformers_behaviour(text_files, toke
     assert "invalid choice: 'dynmuon'" in result.stderr
 
 
+def test_unknown_optim_name_exits_nonzero_listing_ours(text_files, tokenizer_dir, tmp_path):
+    cmd = _command([sys.executable], text_files, tokenizer_dir, tmp_path)
+    cmd[cmd.index("dynmuon")] = "dynmoon"
+    result = _run(cmd)
+    assert result.returncode != 0
+    assert "invalid choice: 'dynmoon'" in result.stderr and "'dynmuon'" in result.stderr
+
+
 @pytest.mark.parametrize(
     "optim_args,message",
     [("p_strat=0.25", "unknown key 'p_strat'"), ("p_end=-3", "end must be in [-1.0, 2.0]")],
