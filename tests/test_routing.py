@@ -7,8 +7,9 @@ import re
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from tiny import tiny_llama
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
 
 from hf_spectral import Partition, partition
 from hf_spectral.routing import Assignment
@@ -22,17 +23,7 @@ GPT2_CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
 def _llama(tied: bool = False) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        tie_word_embeddings=tied,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_llama(tie=tied, layers=LAYERS)
 
 
 def _gpt2() -> GPT2LMHeadModel:

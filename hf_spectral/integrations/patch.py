@@ -55,19 +55,9 @@ def patch_training_args(module: ModuleType) -> None:
         original(self)
         name = getattr(self.optim, "value", self.optim)
         if name in OPTIMIZER_NAMES:
-            from .optim_args import resolve
-            from .trainer import validate_resolved
+            from .trainer import resolve_training_args, validate_resolved
 
-            validate_resolved(
-                resolve(
-                    name,
-                    self.optim_args,
-                    lr=self.learning_rate,
-                    weight_decay=self.weight_decay,
-                    adam_betas=(self.adam_beta1, self.adam_beta2),
-                    adam_epsilon=self.adam_epsilon,
-                )
-            )
+            validate_resolved(resolve_training_args(self))
 
     setattr(__post_init__, _PATCHED_FLAG, True)
     __post_init__.__wrapped__ = original  # type: ignore[attr-defined]

@@ -43,18 +43,23 @@ def build_optimizer(resolved: Resolved, model: nn.Module) -> SpectralOptimizer:
     return resolved.cls(groups, **resolved.kwargs)
 
 
-def optimizer_handler(ctx: Any) -> tuple[type[SpectralOptimizer], dict[str, Any]]:
-    """transformers' ``_OPTIMIZER_HANDLERS`` entry: ``(cls, kwargs)`` with our own param groups in ``params``."""
-    args = ctx.args
-    name = getattr(args.optim, "value", args.optim)
-    resolved = resolve(
-        name,
+def resolve_training_args(args: Any) -> Resolved:
+    """``--optim`` / ``--optim_args`` with the learning rate, weight decay and Adam settings of TrainingArguments."""
+    return resolve(
+        getattr(args.optim, "value", args.optim),
         args.optim_args,
         lr=args.learning_rate,
         weight_decay=args.weight_decay,
         adam_betas=(args.adam_beta1, args.adam_beta2),
         adam_epsilon=args.adam_epsilon,
     )
+
+
+def optimizer_handler(ctx: Any) -> tuple[type[SpectralOptimizer], dict[str, Any]]:
+    """transformers' ``_OPTIMIZER_HANDLERS`` entry: ``(cls, kwargs)`` with our own param groups in ``params``."""
+    args = ctx.args
+    name = getattr(args.optim, "value", args.optim)
+    resolved = resolve_training_args(args)
     if ctx.model is None:
         raise ValueError(f"--optim {name}: the Trainer did not pass the model, which routing needs")
     groups = trainer_param_groups(ctx.model, resolved.routing, args.weight_decay)
