@@ -1,7 +1,11 @@
-"""Real text that is on every machine without a hub: the Python standard library's own source files.
+"""Real text that is on every machine without a hub, from the running Python itself.
 
-The corpus is the top-level ``*.py`` modules of the running interpreter's standard library, sorted by name;
-every 10th file is held out for evaluation. (Its exact content therefore depends on the Python version.)
+``stdlib``  source code: the top-level ``*.py`` modules of the standard library, sorted by name (≈ 4.7 MB);
+``pydoc``   English prose: the Python language reference topics that ``help()`` shows (``pydoc_data.topics``,
+            ≈ 0.5 MB), sorted by topic.
+
+Every 10th stdlib file and every 4th pydoc topic (≈ 68 K characters) are held out for evaluation. (The exact
+content depends on the Python version.)
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 
 SPLITS = ("train", "eval")
 EVAL_EVERY = 10
+PYDOC_EVAL_EVERY = 4  # 79 topics: every 10th would leave only 11 K characters to evaluate on
 
 
 def stdlib_files(split: str = "train") -> list[Path]:
@@ -28,16 +33,42 @@ def stdlib_files(split: str = "train") -> list[Path]:
 
 def stdlib_texts(split: str = "train", max_chars: int | None = None) -> list[str]:
     """The source text of each file of a split, truncated to `max_chars` characters in total."""
-    texts, total = [], 0
-    for path in stdlib_files(split):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if max_chars is not None:
-            text = text[: max_chars - total]
-        texts.append(text)
-        total += len(text)
+    texts: list[str] = []
+    total = 0
+    for path in stdlib_files(split):  # read lazily: stop once max_chars are in
         if max_chars is not None and total >= max_chars:
             break
-    return texts
+        texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        total += len(texts[-1])
+    return _truncate(texts, max_chars)
+
+
+def pydoc_texts(split: str = "train", max_chars: int | None = None) -> list[str]:
+    """The reference-documentation topics of a split (``pydoc_data.topics``), truncated to `max_chars` in total."""
+    if split not in SPLITS:
+        raise ValueError(f"pydoc_texts: split must be one of {SPLITS}, got {split!r}")
+    from pydoc_data.topics import topics
+
+    held_out = split == "eval"
+    every = PYDOC_EVAL_EVERY
+    texts = [topics[k] for i, k in enumerate(sorted(topics)) if (i % every == every - 1) == held_out]
+    return _truncate(texts, max_chars)
+
+
+BUILTIN_CORPORA = {"stdlib": stdlib_texts, "pydoc": pydoc_texts}
+"""Built-in corpora by name: ``name(split, max_chars) -> list[str]``."""
+
+
+def _truncate(texts: list[str], max_chars: int | None) -> list[str]:
+    if max_chars is None:
+        return texts
+    out, total = [], 0
+    for text in texts:
+        if total >= max_chars:
+            break
+        out.append(text[: max_chars - total])
+        total += len(out[-1])
+    return out
 
 
 def byte_blocks(texts: list[str], block_size: int) -> torch.Tensor:

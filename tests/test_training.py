@@ -43,3 +43,15 @@ def test_optimizer_reduces_loss_on_real_text(name, batches):
     assert losses[0] > 5.0  # ≈ ln 256 at initialisation
     print(f"{name}: loss {losses[0]:.3f}, first 10 {first:.3f} → last 10 {last:.3f}")
     assert last < 0.7 * first, f"{name}: loss {first:.3f} → {last:.3f}"
+
+
+def test_builtin_corpora_are_real_disjoint_text():
+    from hf_spectral.corpus import BUILTIN_CORPORA
+
+    for name, texts_of in BUILTIN_CORPORA.items():
+        train, held_out = texts_of("train"), texts_of("eval")
+        assert sum(map(len, held_out)) > 50_000 and sum(map(len, train)) > 5 * sum(map(len, held_out)), name
+        assert not set(train) & set(held_out), name
+        assert sum(map(len, texts_of("train", max_chars=1234))) == 1234
+    assert "def " in BUILTIN_CORPORA["stdlib"]("train")[0]
+    assert " the " in BUILTIN_CORPORA["pydoc"]("train")[0]
