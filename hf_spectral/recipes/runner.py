@@ -1,0 +1,130 @@
+"""One training run of a recipe through ``transformers.Trainer``.
+
+The run directory holds ``recipe.yaml`` (the resolved recipe: every key, defaults included), ``metrics.jsonl`` (every
+Trainer log line as it happens: loss, eval_loss, learning_rate, spectral/p, ...), ``trainer_state.json``,
+``results.json`` (final losses, wall time, the p of every step), the Trainer's ``checkpoint-*`` directories (per
+``training.save_*``) and the final model and tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .data import Prepared, prepare
+from .errors import RecipeError
+from .load import dump_recipe
+from .model import build_model
+from .schema import Recipe
+from .summary import RunRecord, series
+
+RUNNER_DEFAULTS = {"prediction_loss_only": True}
+"""TrainingArguments the runner sets unless the recipe does: evaluation needs the loss only (keeping every logit
+of an evaluation set costs gigabytes)."""
+
+
+def training_arguments(recipe: Recipe, output_dir: Path) -> Any:
+    """TrainingArguments from the recipe's ``training`` section plus its optimizer section."""
+    from transformers import TrainingArguments
+
+    opt = recipe.optimizer
+    kwargs = {
+        **RUNNER_DEFAULTS,
+        **recipe.training,
+        "output_dir": str(output_dir),
+        "optim": opt.trainer_name,
+        "optim_args": opt.optim_args_string(),
+        "learning_rate": opt.lr,
+        "weight_decay": opt.weight_decay,
+    }
+    try:
+        return TrainingArguments(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise RecipeError("training", f"TrainingArguments refused it: {err}", recipe.source) from None
+
+
+def default_run_dir(recipe: Recipe, suffix: str = "") -> Path:
+    """``training.output_dir`` if the recipe sets it, else ``runs/<recipe name><suffix>``."""
+    if recipe.training.get("output_dir"):
+        return Path(recipe.training["output_dir"])
+    return Path("runs") / (Path(recipe.source or "recipe").stem + suffix)
+
+
+def _run_logger(path: Path, append: bool) -> Any:
+    from transformers import TrainerCallback
+
+    from ..integrations.callback import unwrap_optimizer
+
+    class RunLog(TrainerCallback):
+        """Appends each Trainer log (with its step) as one JSON line to `path` (main process only), and keeps the
+        p of every optimizer step in ``p_by_step`` (the logs have it only on logging steps)."""
+
+        def __init__(self) -> None:
+            self.p_by_step: dict[int, float] = {}
+            if not append:
+                path.write_text("")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+            opt = unwrap_optimizer(optimizer)
+            p = opt.current_p() if opt is not None else None
+            if p is not None:
+                self.p_by_step[state.global_step] = p
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if logs and state.is_world_process_zero:
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return RunLog()
+
+
+def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None) -> RunRecord:
+    """Train `recipe` into `run_dir` (data and tokenizer from `prepared` when several runs share them)."""
+    from transformers import Trainer, default_data_collator, set_seed
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args = training_arguments(recipe, run_dir)
+    main = args.process_index == 0
+    if main:
+        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    prepared = prepared or prepare(recipe, run_dir)
+    set_seed(args.seed)  # before the model: a config-built model's weights come from this seed
+    trainer = Trainer(
+        model=build_model(recipe, prepared.tokenizer),
+        args=args,
+        train_dataset=prepared.train,
+        eval_dataset=prepared.eval,
+        data_collator=default_data_collator,
+        processing_class=prepared.tokenizer,
+        callbacks=[log := _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint))],
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if prepared.eval is not None and trainer.state.global_step not in series(trainer.state.log_history, "eval_loss"):
+        trainer.evaluate()  # the final eval loss is always measured at the last step
+    wall_time = time.perf_counter() - start
+    trainer.save_model()
+    trainer.save_state()
+    record = RunRecord(list(trainer.state.log_history), wall_time, log.p_by_step, run_dir)
+    if main:
+        (run_dir / "results.json").write_text(json.dumps(_results(recipe, record, args.seed), indent=2) + "\n")
+    return record
+
+
+def _results(recipe: Recipe, record: RunRecord, seed: int) -> dict[str, Any]:
+    def last(key: str) -> float | None:
+        values = series(record.history, key)
+        return values[max(values)] if values else None
+
+    steps = series(record.history, "loss")
+    return {
+        "optimizer": recipe.optimizer.name,
+        "seed": seed,
+        "steps": max(steps) if steps else 0,
+        "final_train_loss": last("loss"),
+        "final_eval_loss": last("eval_loss"),
+        "wall_time_s": round(record.wall_time, 2),
+        "p_by_step": record.p_by_step or None,
+    }

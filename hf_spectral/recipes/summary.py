@@ -1,0 +1,139 @@
+"""From the Trainer's log histories of a comparison to curves (mean and sd over seeds) and the results table.
+
+Definitions used in the table:
+- final train loss: the last logged ``loss`` of a run (the Trainer's mean over its last logging interval);
+- final eval loss: the ``eval_loss`` of a run's last evaluation (the runner evaluates at the last step);
+- target: the lowest mean final eval loss among the *baseline* optimizers (``compare.baseline``, by default every
+  optimizer but the first, which is the candidate);
+- steps to target: the first evaluation step at which an optimizer's mean eval loss is ≤ the target (— if never).
+Without evaluation the same is done with the train loss. Means and sample sds are over seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunRecord:
+    """One training run: its Trainer log history (``trainer_state.json``'s ``log_history``), wall time, and the p of
+    every optimizer step (empty for optimizers without p)."""
+
+    history: list[dict[str, Any]]
+    wall_time: float
+    p_by_step: dict[int, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+@dataclass
+class Curve:
+    """A logged value against the step, mean and sd over seeds, at the steps every seed logged."""
+
+    steps: list[int]
+    mean: list[float]
+    sd: list[float]
+
+
+def series(history: list[dict[str, Any]], key: str) -> dict[int, float]:
+    """step → value of `key` in a log history (the last entry wins if a step logged it twice)."""
+    return {int(e["step"]): float(e[key]) for e in history if key in e and "step" in e}
+
+
+def curve(histories: list[list[dict[str, Any]]], key: str) -> Curve | None:
+    """Mean and sd of `key` over runs at the steps all runs logged; None when no run logged it."""
+    per_run = [series(h, key) for h in histories]
+    steps = sorted(set.intersection(*(set(s) for s in per_run))) if per_run else []
+    if not steps:
+        return None
+    values = [[s[step] for s in per_run] for step in steps]
+    return Curve(steps, [statistics.fmean(v) for v in values], [_sd(v) for v in values])
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass
+class Row:
+    """One optimizer's line of the table: (mean, sd) pairs over seeds."""
+
+    optimizer: str
+    final_train: tuple[float, float] | None
+    final_eval: tuple[float, float] | None
+    steps_to_target: int | None
+    wall_time: tuple[float, float]
+
+
+@dataclass
+class Summary:
+    metric: str
+    target: float
+    target_by: str
+    baselines: list[str]
+    seeds: int
+    rows: list[Row] = field(default_factory=list)
+    curves: dict[str, dict[str, Curve | None]] = field(default_factory=dict)
+
+
+def _final(histories: list[list[dict[str, Any]]], key: str) -> tuple[float, float] | None:
+    finals = [s[max(s)] for s in (series(h, key) for h in histories) if s]
+    if len(finals) != len(histories):
+        return None
+    return statistics.fmean(finals), _sd(finals)
+
+
+def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary:
+    """Curves and table rows for every optimizer in `runs` (a name → its runs, one per seed)."""
+    histories = {name: [r.history for r in records] for name, records in runs.items()}
+    curves = {name: {k: curve(h, k) for k in ("loss", "eval_loss")} for name, h in histories.items()}
+    for name, records in runs.items():
+        p_histories = [[{"step": step, "p": p} for step, p in r.p_by_step.items()] for r in records]
+        curves[name]["p"] = curve(p_histories, "p")
+    has_eval = all(c["eval_loss"] is not None for c in curves.values())
+    metric = "eval_loss" if has_eval else "loss"
+    finals = {name: _final(h, metric) for name, h in histories.items()}
+    scored = [name for name in baselines if finals.get(name) is not None]
+    if not scored:
+        raise ValueError(f"compare: no baseline run logged {metric}; baselines: {baselines}")
+    target_by = min(scored, key=lambda name: finals[name][0])
+    target = finals[target_by][0]
+    rows = []
+    for name, h in histories.items():
+        c = curves[name][metric]
+        reached = next((step for step, m in zip(c.steps, c.mean, strict=True) if m <= target), None) if c else None
+        walls = [r.wall_time for r in runs[name]]
+        rows.append(
+            Row(name, _final(h, "loss"), _final(h, "eval_loss"), reached, (statistics.fmean(walls), _sd(walls)))
+        )
+    seeds = max(len(records) for records in runs.values())
+    return Summary(metric, target, target_by, list(baselines), seeds, rows, curves)
+
+
+def _cell(pair: tuple[float, float] | None, digits: int, seeds: int) -> str:
+    if pair is None:
+        return "—"
+    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}" if seeds > 1 else f"{pair[0]:.{digits}f}"
+
+
+def markdown(summary: Summary) -> str:
+    """The results table in Markdown, preceded by what the target is."""
+    what = "eval" if summary.metric == "eval_loss" else "train"
+    lines = [
+        f"Target: {what} loss {summary.target:.4f}, the best final {what} loss among the baselines "
+        f"({', '.join(summary.baselines)}), reached by {summary.target_by}. "
+        + (f"Mean ± sd over {summary.seeds} seeds." if summary.seeds > 1 else "One seed."),
+        "",
+        f"| optimizer | final train loss | final eval loss | steps to {what} loss ≤ {summary.target:.4f} | "
+        "wall time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in summary.rows:
+        steps = "—" if row.steps_to_target is None else str(row.steps_to_target)
+        train, evaluation = _cell(row.final_train, 4, summary.seeds), _cell(row.final_eval, 4, summary.seeds)
+        lines.append(
+            f"| {row.optimizer} | {train} | {evaluation} | {steps} | {_cell(row.wall_time, 1, summary.seeds)} |"
+        )
+    return "\n".join(lines) + "\n"

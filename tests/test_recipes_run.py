@@ -1,0 +1,144 @@
+"""Recipes run end to end on CPU through the `hf-spectral` command (in process): the demo's quick form, compare on
+two optimizers with two seeds, train's run directory, and the hub recipes with local substitutes (a tiny model
+saved with save_pretrained, standard-library text) for the from_pretrained, LoRA and full-finetune paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.image import imread
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+from hf_spectral.cli import main
+from hf_spectral.recipes import load_recipe
+from hf_spectral.schedules import PRESETS, Constant
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+LOCAL_DATA = [  # standard-library text in place of a hub dataset, small blocks
+    "data.dataset=stdlib", "data.name=null", "data.split=train", "data.eval_split=eval", "data.text_column=text",
+    "data.block_size=64", "data.max_train_samples=64", "data.max_eval_samples=16", "training.bf16=false",
+    "training.per_device_train_batch_size=4", "training.per_device_eval_batch_size=8", "training.max_steps=4",
+    "training.eval_steps=2", "training.logging_steps=1", "training.disable_tqdm=true",
+]  # fmt: skip
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def _table_rows(path: Path) -> dict[str, list[str]]:
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ") and "optimizer |" not in line]
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+
+
+def _decodes(path: Path) -> None:
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image[..., :3].std() > 0.05
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
+
+
+def test_demo_quick_form_runs_end_to_end(tmp_path):
+    assert main(["compare", str(ROOT / "recipes" / "demo.yaml"), "--quick", "--output-dir", str(tmp_path)]) == 0
+    _decodes(tmp_path / "loss_curves.png")
+    _decodes(tmp_path / "p_schedule.png")
+    rows = _table_rows(tmp_path / "summary.md")
+    assert list(rows) == ["dynmuon", "muon", "adamw"]
+    steps = load_recipe(ROOT / "recipes" / "demo.yaml", quick=True).training["max_steps"]
+    for name in rows:
+        history = _history(tmp_path / "runs" / f"{name}-seed0")
+        losses = [e["loss"] for e in history if "loss" in e]
+        assert losses and all(torch.isfinite(torch.tensor(losses)))
+        assert max(e["step"] for e in history if "eval_loss" in e) == steps  # the final eval is at the last step
+        assert float(rows[name][1]) == pytest.approx(losses[-1], abs=1e-4)  # the table's final train loss
+    p_by_step = json.loads((tmp_path / "runs" / "dynmuon-seed0" / "results.json").read_text())["p_by_step"]
+    for step, p in p_by_step.items():  # step k used p(t = (k − 1)/steps) of the DynMuon preset
+        assert p == pytest.approx(PRESETS["dynmuon"]((int(step) - 1) / steps), abs=1e-6)
+
+
+def test_compare_two_optimizers_two_seeds(tmp_path):
+    """The GPT-2 pretraining recipe (fused c_attn split by split_fused) with a local tokenizer and text."""
+    sets = [*LOCAL_DATA, "tokenizer.name_or_path=null", "tokenizer.train={vocab_size: 512, max_chars: 200000}",
+            "model.config.n_embd=64", "model.config.n_layer=2", "model.config.n_head=4",
+            "model.config.n_positions=64"]  # fmt: skip
+    argv = ["compare", str(ROOT / "recipes" / "gpt_pretrain.yaml"), "--optim", "dynmuon,adamw", "--seeds", "2"]
+    assert main([*argv, *_sets(sets), "--output-dir", str(tmp_path)]) == 0
+    _decodes(tmp_path / "loss_curves.png")
+    _decodes(tmp_path / "p_schedule.png")
+    rows = _table_rows(tmp_path / "summary.md")
+    assert list(rows) == ["dynmuon", "adamw"]
+    assert all("±" in rows[name][1] for name in rows)  # mean ± sd over the two seeds
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["adamw-seed0", "adamw-seed1", "dynmuon-seed0", "dynmuon-seed1"]
+    first = [e["loss"] for e in _history(tmp_path / "runs" / "dynmuon-seed0") if "loss" in e]
+    second = [e["loss"] for e in _history(tmp_path / "runs" / "dynmuon-seed1") if "loss" in e]
+    assert first != second  # different seeds: different initial weights and batches
+
+
+def test_train_writes_the_run_directory(tmp_path):
+    path = ROOT / "recipes" / "demo.yaml"
+    sets = ["training.save_strategy=steps", "training.save_steps=3"]
+    assert main(["train", str(path), "--quick", *_sets(sets), "--output-dir", str(tmp_path)]) == 0
+    resolved = load_recipe(tmp_path / "recipe.yaml")
+    expected = load_recipe(path, [("training.save_strategy", "steps"), ("training.save_steps", 3)], quick=True)
+    assert resolved == expected
+    assert (tmp_path / "checkpoint-3").is_dir() and (tmp_path / "checkpoint-6").is_dir()
+    logs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_logs = [e for e in logs if "loss" in e]
+    assert [e["step"] for e in train_logs] == [e["step"] for e in _history(tmp_path) if "loss" in e]
+    assert all("spectral/p" in e for e in train_logs) and any("eval_loss" in e for e in logs)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["optimizer"] == "dynmuon" and results["steps"] == expected.training["max_steps"]
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
+
+
+def _tiny_llama_dir(directory: Path, tokenizer_dir: Path) -> Path:
+    from tiny import tiny_llama
+
+    tiny_llama(vocab_size=512).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(directory)
+    return directory
+
+
+def _tiny_qwen_dir(directory: Path, tokenizer_dir: Path) -> Path:
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)  # fmt: skip
+    Qwen2ForCausalLM(config).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("recipe", ["lora_llama_1b", "full_qwen_0.5b"])
+def test_hub_recipe_runs_from_a_local_pretrained_model(recipe, tokenizer_dir, tmp_path):
+    make = _tiny_llama_dir if recipe.startswith("lora") else _tiny_qwen_dir
+    model_dir = make(tmp_path / "model", tokenizer_dir)
+    sets = [*LOCAL_DATA, f"model.name_or_path={model_dir}", "model.dtype=float32"]
+    out = tmp_path / "run"
+    assert (
+        main(["train", str(ROOT / "recipes" / f"{recipe}.yaml"), "--quick", *_sets(sets), "--output-dir", str(out)])
+        == 0
+    )
+    history = _history(out)
+    p_values = [e["spectral/p"] for e in history if "spectral/p" in e]
+    assert len(p_values) == 4
+    if recipe.startswith("lora"):  # DynMuon on the LoRA factors; only the adapter is saved, and B left zero
+        assert p_values[0] > 0.5 and p_values[-1] < 0
+        assert not (out / "model.safetensors").exists()
+        adapter = load_file(out / "adapter_model.safetensors")
+        lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+        assert lora_b and all(t.abs().max() > 0 for t in lora_b)
+    else:  # Muon^p with p = 0.5 on every hidden matrix of the full model, starting from the saved weights
+        assert p_values == [Constant(0.5).value] * 4
+        before, after = load_file(model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+        assert before.keys() == after.keys()
+        moved = [name for name in before if not torch.equal(before[name], after[name])]
+        assert any("mlp.down_proj" in name for name in moved) and any("embed_tokens" in name for name in moved)
