@@ -100,6 +100,7 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
         (("optimizer.optim_args", {"p_end": -3}), "optimizer.optim_args", "end must be in [-1.0, 2.0]"),
         (("data.block_size", 0), "data.block_size", "must be ≥ 1"),
         (("data.split", "validation"), "data.split", "stdlib splits are train, eval"),
+        (("data.name", "wikitext-2-raw-v1"), "data.name", "does not apply to the built-in dataset stdlib"),
         (("data.eval_split", None), "data.eval_split", "no evaluation split"),
         (("tokenizer.train", None), "tokenizer", "needs tokenizer.name_or_path or tokenizer.train"),
         (("model.name_or_path", "some/model"), "model", "exactly one of name_or_path"),

@@ -11,6 +11,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 from safetensors.torch import load_file
+from tiny import tiny_llama
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
 from hf_spectral.cli import main
@@ -58,7 +59,7 @@ def test_demo_quick_form_runs_end_to_end(tmp_path):
         losses = [e["loss"] for e in history if "loss" in e]
         assert losses and all(torch.isfinite(torch.tensor(losses)))
         assert max(e["step"] for e in history if "eval_loss" in e) == steps  # the final eval is at the last step
-        assert float(rows[name][1]) == pytest.approx(losses[-1], abs=1e-4)  # the table's final train loss
+        assert float(rows[name][0]) == pytest.approx(losses[-1], abs=1e-4)  # the table's final train loss
     p_by_step = json.loads((tmp_path / "runs" / "dynmuon-seed0" / "results.json").read_text())["p_by_step"]
     for step, p in p_by_step.items():  # step k used p(t = (k − 1)/steps) of the DynMuon preset
         assert p == pytest.approx(PRESETS["dynmuon"]((int(step) - 1) / steps), abs=1e-6)
@@ -101,8 +102,6 @@ def test_train_writes_the_run_directory(tmp_path):
 
 
 def _tiny_llama_dir(directory: Path, tokenizer_dir: Path) -> Path:
-    from tiny import tiny_llama
-
     tiny_llama(vocab_size=512).save_pretrained(directory)
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(directory)
     return directory

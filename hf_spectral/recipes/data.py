@@ -26,10 +26,10 @@ def load_texts(data: DataSection, split: str) -> Any:
     """A ``datasets.Dataset`` of the split's raw text, in the column ``data.text_column``."""
     from datasets import Dataset, load_dataset
 
-    if data.dataset == "stdlib":
-        from ..corpus import stdlib_texts
+    from ..corpus import BUILTIN_CORPORA
 
-        return Dataset.from_dict({data.text_column: stdlib_texts(split)})
+    if data.dataset in BUILTIN_CORPORA:
+        return Dataset.from_dict({data.text_column: BUILTIN_CORPORA[data.dataset](split)})
     raw = load_dataset(data.dataset, data.name, data_files=data.data_files, split=split)
     if data.text_column not in raw.column_names:
         raise RecipeError("data.text_column", f"{data.text_column!r} is not a column of {data.dataset} [{split}]; "
@@ -46,26 +46,14 @@ def build_tokenizer(recipe: Recipe, raw_train: Any, directory: Path) -> Any:
     section = recipe.tokenizer
     if section.train is None:
         return AutoTokenizer.from_pretrained(section.name_or_path or recipe.model.name_or_path)
-    from ..corpus import train_tokenizer
+    from ..corpus import _truncate, train_tokenizer
 
     state = PartialState()
     with state.main_process_first():
         if not state.is_main_process:
             return AutoTokenizer.from_pretrained(str(directory))
-        return train_tokenizer(_first_chars(raw_train[recipe.data.text_column], section.train.max_chars),
-                               section.train.vocab_size, directory)  # fmt: skip
-
-
-def _first_chars(texts: list[str], limit: int | None) -> list[str]:
-    if limit is None:
-        return list(texts)
-    out, total = [], 0
-    for text in texts:
-        if total >= limit:
-            break
-        out.append(text[: limit - total])
-        total += len(out[-1])
-    return out
+        texts = _truncate(list(raw_train[recipe.data.text_column]), section.train.max_chars)
+        return train_tokenizer(texts, section.train.vocab_size, directory)
 
 
 def lm_blocks(raw: Any, tokenizer: Any, column: str, block_size: int, max_samples: int | None) -> Any:

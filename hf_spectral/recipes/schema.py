@@ -93,7 +93,9 @@ class DataSection:
 
     dataset: str = field(
         default="stdlib",
-        metadata={"help": "stdlib, or a load_dataset path: hub id, local directory, or text / json / csv"},
+        metadata={
+            "help": "stdlib or pydoc (built into Python), or a load_dataset path (hub id, directory, text, json)"
+        },
     )
     name: str | None = field(
         default=None, metadata={"help": "load_dataset configuration name (e.g. wikitext-103-raw-v1)"}
@@ -111,16 +113,16 @@ class DataSection:
     max_eval_samples: int | None = field(default=None, metadata={"help": "use at most this many evaluation blocks"})
 
     def validate(self, key: str) -> None:
-        from ..corpus import SPLITS
+        from ..corpus import BUILTIN_CORPORA, SPLITS
 
-        if self.dataset == "stdlib":
+        if self.dataset in BUILTIN_CORPORA:
             for name in ("name", "data_files"):
                 if getattr(self, name) is not None:
-                    raise RecipeError(f"{key}.{name}", "does not apply to dataset: stdlib")
+                    raise RecipeError(f"{key}.{name}", f"does not apply to the built-in dataset {self.dataset}")
             for name in ("split", "eval_split"):
                 value = getattr(self, name)
                 if value is not None and value not in SPLITS:
-                    raise RecipeError(f"{key}.{name}", f"stdlib splits are {', '.join(SPLITS)}; got {value!r}")
+                    raise RecipeError(f"{key}.{name}", f"{self.dataset} splits are {', '.join(SPLITS)}; got {value!r}")
         for name in ("block_size", "max_train_samples", "max_eval_samples"):
             _positive(getattr(self, name), f"{key}.{name}")
 
