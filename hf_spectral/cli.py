@@ -135,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         {"train": _train, "compare": _compare, "check": _check}[ns.command](ns)
-    except RecipeError as err:
-        parser.exit(2, f"hf-spectral {ns.command}: error: {err}\n")
+    except RecipeError as err:  # from validation, or from the data (e.g. a missing text column) once loaded
+        parser.exit(2, f"hf-spectral {ns.command}: error: {err if err.file else err.in_file(ns.recipe)}\n")
     return 0
 
 

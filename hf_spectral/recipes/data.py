@@ -1,6 +1,6 @@
 """A recipe's text → tokenizer → fixed-length blocks for causal-LM training (as transformers' run_clm.py):
-documents are tokenized, joined with the EOS token, and cut into ``block_size`` blocks whose labels are the
-inputs (the model shifts them)."""
+documents are tokenized, joined with the EOS token in groups of 1000, and cut into ``block_size`` blocks whose
+labels are the inputs (the model shifts them); each group's last partial block is dropped."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import Any
 
 from .errors import RecipeError
 from .schema import DataSection, Recipe
+
+GROUP = 1000
+"""Documents joined before cutting into blocks (run_clm's value): the remainder of each group is dropped."""
 
 
 @dataclass
@@ -70,7 +73,7 @@ def lm_blocks(raw: Any, tokenizer: Any, column: str, block_size: int, max_sample
         return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
     tokenized = raw.map(tokenize, batched=True, remove_columns=raw.column_names, desc="tokenize")
-    blocks = tokenized.map(group, batched=True, batch_size=1000, desc=f"blocks of {block_size}")
+    blocks = tokenized.map(group, batched=True, batch_size=GROUP, desc=f"blocks of {block_size}")
     if len(blocks) == 0:
         raise RecipeError("data.block_size", f"{block_size} is longer than the whole split ({len(raw)} texts)")
     if max_samples is not None and max_samples < len(blocks):
