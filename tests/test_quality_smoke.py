@@ -1,0 +1,34 @@
+"""The quality benchmark suite cannot rot: each task runs end to end in its --quick form (a few steps per
+optimizer, one lr, one seed) and writes its table, sweep, results and figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / "run.py"
+
+
+@pytest.mark.slow
+def test_every_task_runs_quick(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(RUN), "all", "--quick", "--out", str(tmp_path)], capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = ["pretrain", "finetune_full", "finetune_lora", "ablation_0", "ablation_1", "ablation_2"]
+    for name in outputs:
+        out = tmp_path / name
+        summary = (out / "summary.md").read_text()
+        runs = json.loads((out / "results.json").read_text())
+        labels = {r["label"] for r in runs}
+        assert all(f"| {label} |" in summary for label in labels), name
+        assert all(r["final_eval_loss"] > 0 for r in runs)
+        assert matplotlib.image.imread(out / "loss_curves.png").ndim == 3
+    labels = {r["label"] for r in json.loads((tmp_path / "pretrain" / "results.json").read_text())}
+    assert labels == {"adamw", "muon", "muonp_0.5", "dynmuon", "dynmuon_0.25", "spectral_adam"}
