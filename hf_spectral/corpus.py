@@ -40,7 +40,7 @@ def stdlib_texts(split: str = "train", max_chars: int | None = None) -> list[str
             break
         texts.append(path.read_text(encoding="utf-8", errors="replace"))
         total += len(texts[-1])
-    return _truncate(texts, max_chars)
+    return truncate_texts(texts, max_chars)
 
 
 def pydoc_texts(split: str = "train", max_chars: int | None = None) -> list[str]:
@@ -52,14 +52,15 @@ def pydoc_texts(split: str = "train", max_chars: int | None = None) -> list[str]
     held_out = split == "eval"
     every = PYDOC_EVAL_EVERY
     texts = [topics[k] for i, k in enumerate(sorted(topics)) if (i % every == every - 1) == held_out]
-    return _truncate(texts, max_chars)
+    return truncate_texts(texts, max_chars)
 
 
 BUILTIN_CORPORA = {"stdlib": stdlib_texts, "pydoc": pydoc_texts}
 """Built-in corpora by name: ``name(split, max_chars) -> list[str]``."""
 
 
-def _truncate(texts: list[str], max_chars: int | None) -> list[str]:
+def truncate_texts(texts: list[str], max_chars: int | None) -> list[str]:
+    """The texts cut to `max_chars` characters in total (None: all of them)."""
     if max_chars is None:
         return texts
     out, total = [], 0

@@ -49,13 +49,13 @@ def build_tokenizer(recipe: Recipe, raw_train: Any, directory: Path) -> Any:
     section = recipe.tokenizer
     if section.train is None:
         return AutoTokenizer.from_pretrained(section.name_or_path or recipe.model.name_or_path)
-    from ..corpus import _truncate, train_tokenizer
+    from ..corpus import train_tokenizer, truncate_texts
 
     state = PartialState()
     with state.main_process_first():
         if not state.is_main_process:
             return AutoTokenizer.from_pretrained(str(directory))
-        texts = _truncate(list(raw_train[recipe.data.text_column]), section.train.max_chars)
+        texts = truncate_texts(list(raw_train[recipe.data.text_column]), section.train.max_chars)
         return train_tokenizer(texts, section.train.vocab_size, directory)
 
 
