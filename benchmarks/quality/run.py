@@ -7,11 +7,13 @@
 
 Protocol (identical for every optimizer, every configuration that runs is reported):
 1. learning-rate sweep on seed 0 over LR_GRID (the same grid for all: with scale=rms the spectral update has AdamW's
-   RMS, so one grid is fair);
+   RMS, so one grid is fair); when the best lr is at an end of the grid, the grid is extended one step (×≈3) in
+   that direction, up to MAX_EXTENSIONS times, so the chosen lr is bracketed;
 2. the lr with the lowest final eval loss on seed 0 is re-run with seeds 1 and 2;
 3. table at the chosen lr over the 3 seeds: final eval loss (mean ± sd), steps until the mean eval loss first
    reaches Muon's mean final eval loss (the papers' metric), wall time per step; loss curves and p schedules.
-Ablations run at a fixed lr (ABLATION_LR) with 3 seeds.
+Ablations run with 3 seeds at the lr the pre-training task chose for the configuration they vary (ABLATION_LR if
+that task has not run).
 
 Results go to benchmarks/quality/results/<scale>/<task>/ (summary.md, sweep.md, results.json, PNGs, run dirs).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -36,7 +39,8 @@ from hf_spectral.recipes.summary import RunRecord, markdown, series, summarize
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (1e-3, 3e-3, 1e-2)
-FINETUNE_LR_GRID = (3e-4, 1e-3, 3e-3)
+FINETUNE_LR_GRID = (1e-3, 3e-3, 1e-2)
+MAX_EXTENSIONS = 2
 SEEDS = 3
 ABLATION_LR = 3e-3
 
@@ -58,19 +62,28 @@ OPTIMIZERS = (
     Config("dynmuon_0.25", "dynmuon", {"p_start": 0.25, "p_end": -0.25}),
     Config("spectral_adam", "spectral_adam"),
 )
-ABLATIONS = {
+ABLATIONS = {  # title: (the pre-training label whose chosen lr is used, configurations)
     "momentum order (DynMuon 0.25 → −0.25)": (
-        Config("momentum_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "momentum_first"}),
-        Config("shape_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "shape_first"}),
-        Config("no_momentum", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "none"}),
+        "dynmuon_0.25",
+        (
+            Config("momentum_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "momentum_first"}),
+            Config("shape_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "shape_first"}),
+            Config("no_momentum", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "none"}),
+        ),
     ),
     "exact vs Polar Express at p = 0 (Muon)": (
-        Config("muon_polar_express", "muon"),
-        Config("muon_exact_tns", "muon", {"method": "tns", "precision": "fp32"}),
+        "muon",
+        (
+            Config("muon_polar_express", "muon"),
+            Config("muon_exact_tns", "muon", {"method": "tns", "precision": "fp32"}),
+        ),
     ),
     "exact vs published approximation (DynMuon 1.0 → −0.25)": (
-        Config("dynmuon_exact", "dynmuon"),
-        Config("dynmuon_published", "dynmuon", {"method": "dynmuon_published"}),
+        "dynmuon",
+        (
+            Config("dynmuon_exact", "dynmuon"),
+            Config("dynmuon_published", "dynmuon", {"method": "dynmuon_published"}),
+        ),
     ),
 }
 GPU_SCALE = {  # ~100 M parameters, a few thousand steps
@@ -141,6 +154,15 @@ class Bench:
         chosen = {}
         for config in configs:
             sweep = [self.run(config, lr, first) for lr in grid]
+            for _ in range(MAX_EXTENSIONS if len(grid) > 1 else 0):
+                best = min(sweep, key=lambda r: r.final_eval)
+                lrs = sorted(r.lr for r in sweep)
+                if best.lr == lrs[-1]:
+                    sweep.append(self.run(config, _next_lr(lrs[-1], up=True), first))
+                elif best.lr == lrs[0]:
+                    sweep.append(self.run(config, _next_lr(lrs[0], up=False), first))
+                else:
+                    break
             best = min(sweep, key=lambda r: r.final_eval)
             chosen[config.label] = best.lr
             for seed in range(first + 1, first + seeds):
@@ -180,6 +202,13 @@ class Bench:
         return text
 
 
+def _next_lr(lr: float, up: bool) -> float:
+    """The neighbour of `lr` on the 1–3–10 grid: up 1e-2 → 3e-2 → 1e-1, down 1e-3 → 3e-4 → 1e-4."""
+    ones = abs(lr / 10 ** math.floor(math.log10(lr)) - 1) < 1e-6
+    factor = (3.0 if ones else 10 / 3) if up else (0.3 if ones else 1 / 3)
+    return float(f"{lr * factor:.1g}")
+
+
 def _overrides(scale: str, quick: bool) -> dict[str, Any]:
     overrides = dict(GPU_SCALE) if scale == "gpu" else {}
     if quick:
@@ -215,11 +244,21 @@ def finetune(out: Path, scale: str, quick: bool) -> str:
     return "\n".join(texts)
 
 
+def _pretrain_lr(out: Path, label: str) -> float:
+    """The lr task (a) chose for `label` (its seed-1 runs use it), or ABLATION_LR if task (a) has not run."""
+    path = out / "pretrain" / "results.json"
+    if path.is_file():
+        chosen = [r["lr"] for r in json.loads(path.read_text()) if r["label"] == label and r["seed"] == 1]
+        if chosen:
+            return chosen[0]
+    return ABLATION_LR
+
+
 def ablation(out: Path, scale: str, quick: bool) -> str:
     texts = []
-    for i, (title, configs) in enumerate(ABLATIONS.items()):
+    for i, (title, (lr_from, configs)) in enumerate(ABLATIONS.items()):
         bench = Bench(HERE / "pretrain.yaml", out / f"ablation_{i}", _overrides(scale, quick))
-        chosen = bench.fixed_lr(configs, ABLATION_LR, 1 if quick else SEEDS)
+        chosen = bench.fixed_lr(configs, _pretrain_lr(out, lr_from), 1 if quick else SEEDS)
         texts.append(bench.report(f"Ablation: {title}", chosen, configs[0].label))
     return "\n".join(texts)
 
