@@ -31,6 +31,17 @@ def _run(opt, params, steps, start=0):
 SHAPES = [(32, 48), (64, 24), (40, 40)]
 
 
+def _assert_same_trajectory(opt, ours, ref, theirs, steps):
+    """Both optimizers see the same gradients for `steps` steps and end at the same weights (to 1e-6)."""
+    for k in range(steps):
+        _grads(ours, k)
+        _grads(theirs, k)
+        opt.step()
+        ref.step()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_muon_matches_torch_optim_muon(precision):
     """p = 0, momentum first, Keller's NS5, scale="spectral": each step equals torch.optim.Muon's to bf16 tolerance.
@@ -65,13 +76,7 @@ def test_adam_base_p_one_preserve_equals_adamw():
     kw = {"lr": 1e-2, "weight_decay": 0.05}
     opt = SpectralAdam(ours, p=1.0, scale="preserve", betas=(0.9, 0.999), adam_eps=1e-8, **kw)
     ref = torch.optim.AdamW(theirs, betas=(0.9, 0.999), eps=1e-8, **kw)
-    for k in range(5):
-        _grads(ours, k)
-        _grads(theirs, k)
-        opt.step()
-        ref.step()
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    _assert_same_trajectory(opt, ours, ref, theirs, steps=5)
 
 
 def test_adamw_groups_equal_torch_adamw():
@@ -81,13 +86,7 @@ def test_adamw_groups_equal_torch_adamw():
         [{"params": ours, "algorithm": "adamw"}], lr=3e-3, weight_decay=0.01, adamw_betas=(0.8, 0.99), adamw_eps=1e-6
     )
     ref = torch.optim.AdamW(theirs, lr=3e-3, weight_decay=0.01, betas=(0.8, 0.99), eps=1e-6)
-    for k in range(6):
-        _grads(ours, k)
-        _grads(theirs, k)
-        opt.step()
-        ref.step()
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    _assert_same_trajectory(opt, ours, ref, theirs, steps=6)
     assert set(opt.state[ours[0]]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
