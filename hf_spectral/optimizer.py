@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.adamw import adamw as adamw_functional
 
-from .distributed.sharding import shard_spec
+from .distributed.sharding import is_dtensor, shard_spec
 from .hyperparams import ADAMW_DEFAULTS, SPECTRAL_DEFAULTS, validate_group
 from .schedules import PSpec, as_schedule
 from .shaper import Shaper
@@ -226,7 +226,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         norms = torch._foreach_norm([_local(t.grad) for t in params])
         device = norms[0].device
         bad = (~torch.isfinite(torch.stack([n.float().to(device) for n in norms]))).any().float()
-        if dist.is_available() and dist.is_initialized() and any(shard_spec(t) is not None for t in params):
+        if dist.is_available() and dist.is_initialized() and any(is_dtensor(t) for t in params):
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # ranks see different shards: all must skip or none
         return bool(bad)
 
@@ -328,7 +328,7 @@ def _check_total_steps(total_steps: int | None) -> int | None:
 
 def _local(t: Tensor) -> Tensor:
     """The local shard of a DTensor, or the tensor itself."""
-    return t.to_local() if hasattr(t, "to_local") else t
+    return t.to_local() if is_dtensor(t) else t
 
 
 def _layout(t: Tensor, group: Mapping[str, Any]) -> MatrixLayout:

@@ -13,6 +13,11 @@ except ImportError:  # torch built without distributed support
     DTensor = None  # type: ignore[assignment,misc]
 
 
+def is_dtensor(t: Tensor) -> bool:
+    """Whether `t` is a DTensor (cheap: no placement checks)."""
+    return DTensor is not None and isinstance(t, DTensor)
+
+
 def chunk_rows(rows: int, world_size: int) -> tuple[int, ...]:
     """Rows held by each rank under DTensor's Shard(0) rule (torch.chunk): ⌈rows/W⌉ each, the tail shorter or 0."""
     size = -(-rows // world_size) if rows else 0
@@ -34,7 +39,7 @@ class ShardSpec:
 
 def shard_spec(t: Tensor) -> ShardSpec | None:
     """None for a plain tensor; the ShardSpec of an FSDP2 DTensor. Other layouts raise (we never guess)."""
-    if DTensor is None or not isinstance(t, DTensor):
+    if not is_dtensor(t):
         return None
     placements = t.placements
     shard_dims = [i for i, p in enumerate(placements) if p.is_shard()]
