@@ -9,6 +9,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+# torch 2.13 deprecates all_gather_into_tensor for all_gather_single; older releases have only the former.
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
 
 def gather_rows(
     local: Sequence[Tensor], rows: Sequence[Sequence[int]], owners: Sequence[int], group: dist.ProcessGroup
@@ -76,8 +79,8 @@ def all_gather_owned(
     dtype: torch.dtype,
     device: torch.device,
 ) -> list[Tensor]:
-    """Every item on every rank, from the owners' results: one all_gather_into_tensor of per-rank buffers padded to
-    the largest rank's total."""
+    """Every item on every rank, from the owners' results: one all-gather of per-rank buffers padded to the largest
+    rank's total."""
     world = dist.get_world_size(group)
     numel = [int(torch.Size(s).numel()) for s in shapes]
     per_rank = [sum(numel[i] for i in range(len(shapes)) if owners[i] == r) for r in range(world)]
@@ -90,7 +93,7 @@ def all_gather_owned(
             buffer[offset : offset + numel[i]] = owned[i].reshape(-1)
             offset += numel[i]
     gathered = torch.empty(world * width, dtype=dtype, device=device)
-    dist.all_gather_into_tensor(gathered, buffer, group=group)
+    _all_gather_single(gathered, buffer, group=group)
     result: list[Tensor | None] = [None] * len(shapes)
     offsets = [r * width for r in range(world)]
     for i in range(len(shapes)):

@@ -100,6 +100,7 @@ def main():
     report = [run(kind, optim, lora, batches, rank, world) for kind, optim, lora in cases]
     with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(report, f, indent=1)
+    dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
     return 0
 

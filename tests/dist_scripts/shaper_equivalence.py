@@ -86,6 +86,7 @@ def main():
     report["fsdp1_errors"] = fsdp1_errors()
     with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(report, f)
+    dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
     return 0
 
