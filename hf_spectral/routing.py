@@ -1,14 +1,23 @@
 """Which parameter goes where: `partition` sends hidden weight matrices to the spectral group (updates shaped
-U Σᵖ Vᵀ) and everything else — embeddings, output head, norms, biases, vectors — to AdamW, and records why.
+U Σᵖ Vᵀ) and everything else — embeddings, output and task heads, poolers, norms, biases, vectors — to AdamW, and
+records why.
 
 Rules, first match wins:
 
 1. ``requires_grad=False`` → frozen (left out of every group).
 2. User patterns ``skip`` / ``spectral`` / ``adamw``: shell-style globs (`fnmatch.fnmatchcase`, so ``*`` also
-   crosses dots) matched against the full parameter name. ``skip`` wins over the other two; a name matched by both
-   ``spectral`` and ``adamw`` is an error, and so is a pattern that matches no parameter.
-3. Input embedding (``get_input_embeddings()``), output head (``get_output_embeddings()``) and any ``nn.Embedding``:
-   every trainable tensor inside them → adamw, LoRA factors and ``modules_to_save`` copies included.
+   crosses dots) matched against the full parameter name and, for PEFT, the name without ``base_model.model.``.
+   ``skip`` wins over the other two; a name matched by both ``spectral`` and ``adamw`` is an error; a pattern that
+   matches no parameter gets a warning (a pattern list may be shared between model families).
+3. Roles → adamw, every trainable tensor inside them (LoRA factors and ``modules_to_save`` copies included):
+   input embedding (``get_input_embeddings()``), output head (``get_output_embeddings()``), any ``nn.Embedding``,
+   and the task head and poolers of the transformers model (the model itself, or the one PEFT or another wrapper
+   holds). Task head: every parameter outside the backbone ``model.base_model`` (``score``, ``classifier.*``,
+   ``qa_outputs``, RoBERTa's ``classifier.dense`` / ``out_proj``, BERT's ``cls.predictions.transform``), except a
+   whole transformers model nested there; where ``base_model`` is the model itself (T5, CLIP), the children named
+   in `HEAD_NAMES`. Pooler: a module named ``pooler`` or of a class ``*Pooler*`` inside the backbone. Why: a head
+   maps hidden states to the task's outputs (a classifier has one row per label, often freshly initialized) and
+   a pooler prepares its input; they are not hidden layers, and shaped updates fine-tune them badly.
 4. PEFT: ``lora_A`` / ``lora_B`` → spectral or adamw by the ``lora`` option; ``lora_embedding_A/B`` and anything
    under ``modules_to_save`` → adamw.
 5. Norm modules (class name contains ``Norm``), biases, tensors with ndim < 2, 2-D tensors with a side of 1 → adamw;
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +51,15 @@ split would mix Q, K and V: they are not listed."""
 GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols"})
 """Keys a partition writes into every group; `Partition.param_groups` refuses to override them."""
 MAX_REASON_ROWS = 16
+HEAD_NAMES = ("classifier", "score", "qa_outputs", "classification_head")
+"""transformers' names for task heads, used where the structure does not tell: the children of a model whose
+``base_model`` is itself (T5ForQuestionAnswering, CLIPForImageClassification) or of a wrapper around one, and the
+first name part when only names are known."""
+PEFT_PREFIX = "base_model.model."
+"""What PEFT puts in front of the wrapped model's parameter names; user patterns also match without it."""
+TASK_HEAD = "task head (outside the backbone)"
+NAMED_HEAD = "task head (by name)"
+POOLER = "pooler"
 
 _FLATTENED_HINT = (
     "spectral shaping needs every weight matrix whole (or as an FSDP2 DTensor shard of it). Use FSDP2 "
@@ -132,13 +151,22 @@ def partition(
             ``"split_rows"`` (row block sizes, ``nn.Linear`` layout (out, in)) or, for transformers' ``Conv1D``
             (layout (in, out)), ``"split_cols"``: (q, k, v) sizes from ``model.config`` when they add up, else
             equal thirds. Needs an ``nn.Module``.
-        spectral, adamw, skip: glob patterns on full parameter names that force a tensor to that algorithm or
-            leave it out. Forcing a tensor with ndim < 2 to spectral is an error.
+        spectral, adamw, skip: glob patterns on parameter names (full, or without PEFT's ``base_model.model.``)
+            that force a tensor to that algorithm or leave it out. Forcing a tensor with ndim < 2 to spectral is an
+            error; a pattern that matches nothing is warned about, since one pattern list (``score.*``,
+            ``classifier.*``) may serve several model families.
         fused_qkv_patterns: glob patterns of fused [Q; K; V] weights, used with `split_fused`.
+
+    Reasons in `Partition.assignments` (and ``print(partition(model))``) name the rule. Heads of transformers task
+    models go to AdamW by structure, not by name: ``"output head"`` (``get_output_embeddings()``), ``"task head
+    (outside the backbone)"`` (every parameter outside ``model.base_model``: it turns hidden states into the task's
+    outputs), ``"pooler"`` (the backbone's pooler, which feeds that head) and ``"task head (by name)"`` (a child in
+    `HEAD_NAMES` where the structure does not tell); LoRA factors on them read ``"LoRA of <role>"``.
 
     Raises:
         ValueError: on flattened parameters (FSDP1 flat params, ZeRO-3 partitions, 1-D ``nn.Linear`` weights),
-            on a forced non-matrix, on patterns that match nothing and on fused weights that cannot be split.
+            on a forced non-matrix, on a name matched by both spectral and adamw patterns and on fused weights
+            that cannot be split.
     """
     check_choice("partition", "lora", lora, LORA_MODES)
     check_choice("partition", "conv", conv, CONV_MODES)
@@ -162,7 +190,8 @@ def partition(
     matched: set[tuple[str, str]] = set()
     for p, names in tensors.values():
         name = names[0]
-        hits = {kind: _matching(names, pats) for kind, pats in patterns.items()}
+        aliases = _pattern_names(names)
+        hits = {kind: _matching(aliases, pats) for kind, pats in patterns.items()}
         matched.update((kind, pat) for kind, pats in hits.items() for pat in pats)
         if p.requires_grad:
             _refuse_flattened(name, p, places.owner(name))
@@ -174,7 +203,8 @@ def partition(
         assignments[name] = Assignment(algorithm, reason, tuple(p.shape), p.numel())
         if algorithm != "frozen":
             placed.append((name, p, key))
-    _check_all_matched(patterns, matched, next(iter(assignments), "<none>"))
+    example = next((name for name, _, _ in placed), next(iter(assignments), "<none>"))
+    _warn_unmatched(patterns, matched, example)
     return Partition(_groups(placed), assignments)
 
 
@@ -196,15 +226,23 @@ def _groups(placed: list[tuple[str, Tensor, _GroupKey]]) -> list[dict[str, Any]]
     return [groups[key] for key in sorted(groups, key=lambda key: rank.get(key, 1))]
 
 
-def _check_all_matched(patterns: dict[str, tuple[str, ...]], matched: set[tuple[str, str]], example: str) -> None:
-    """A user pattern that matches no parameter name is almost always a typo: refuse it."""
+def _warn_unmatched(patterns: dict[str, tuple[str, ...]], matched: set[tuple[str, str]], example: str) -> None:
+    """Warn about a user pattern that matches no parameter name: a typo, or a pattern for another model family
+    (``score.*|classifier.*`` shared between Llama and BERT), which must not stop training."""
     for kind, pats in patterns.items():
         for pat in pats:
             if (kind, pat) not in matched:
-                raise ValueError(
-                    f"partition: {kind} pattern {pat!r} matches no parameter name (shell glob via fnmatch); "
-                    f"names look like {example!r}"
+                warnings.warn(
+                    f"partition: {kind} pattern {pat!r} matches no parameter name (shell glob via fnmatch, on the "
+                    f"full name and without {PEFT_PREFIX!r}); names look like {example!r}",
+                    UserWarning,
+                    stacklevel=3,
                 )
+
+
+def _pattern_names(names: list[str]) -> list[str]:
+    """The names user patterns are matched against: each name, and it without PEFT's ``base_model.model.``."""
+    return names + [name.removeprefix(PEFT_PREFIX) for name in names if name.startswith(PEFT_PREFIX)]
 
 
 def _route(
@@ -297,17 +335,22 @@ class _NamePlaces:
         return None
 
     def role(self, name: str) -> str | None:
-        parts = name.split(".")
+        parts = name.removeprefix(PEFT_PREFIX).split(".")
         if any("embed" in part for part in parts) or "wte" in parts or "wpe" in parts:
             return "embedding"
         if "lm_head" in parts or name == "output.weight":
             return "output head"
+        if parts[0] in HEAD_NAMES:
+            return NAMED_HEAD
+        if POOLER in parts:
+            return POOLER
         return None
 
 
 class _ModulePlaces:
-    """Roles from the module tree: the module holding each parameter, and the input-embedding / output-head
-    module prefixes found through ``get_input_embeddings`` / ``get_output_embeddings``."""
+    """Roles from the module tree: the module holding each parameter, the input-embedding / output-head module
+    prefixes found through ``get_input_embeddings`` / ``get_output_embeddings``, and the task head and poolers of
+    the transformers model in the tree (`_TaskParts`)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.config = getattr(model, "config", None)
@@ -321,6 +364,7 @@ class _ModulePlaces:
         head = _accessor(model, "get_output_embeddings")
         self.head_prefix = _prefix(prefixes, head)
         self.head_by_name = head is None
+        self.task = _TaskParts.of(model)
 
     def owner(self, name: str) -> nn.Module | None:
         return self.owners.get(name)
@@ -330,11 +374,74 @@ class _ModulePlaces:
             return "input embedding"
         if _under(name, self.head_prefix):
             return "output head"
+        task_role = self.task.role(name)
+        if task_role is not None:
+            return task_role
         if isinstance(self.owner(name), (nn.Embedding, nn.EmbeddingBag)):
             return "embedding"
         if self.head_by_name and _NamePlaces().role(name) == "output head":
             return "output head"
         return None
+
+
+@dataclass(frozen=True)
+class _TaskParts:
+    """Where the transformers model inside a module tree keeps its backbone, task head and poolers, as module
+    name prefixes (None: no transformers model, or ``base_model`` is the model itself)."""
+
+    root: str | None
+    backbone: str | None
+    nested: tuple[str, ...]
+    named_heads: tuple[str, ...]
+    poolers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> _TaskParts:
+        """The parts of the outermost transformers ``PreTrainedModel`` in `model` (`model` itself, or the one a
+        PEFT model or another wrapper holds); the children of `model` named in `HEAD_NAMES` count as heads too."""
+        named_heads = _named_children(model, "", HEAD_NAMES)
+        pretrained = _pretrained_model_class()
+        found = [] if pretrained is None else [(n, m) for n, m in model.named_modules() if isinstance(m, pretrained)]
+        if not found:
+            return cls(None, None, (), named_heads, ())
+        root, task_model = found[0]
+        base = getattr(task_model, "base_model", task_model)
+        backbone = None if base is task_model else next((n for n, m in model.named_modules() if m is base), None)
+        if backbone is None:
+            named_heads += _named_children(task_model, root, HEAD_NAMES)
+            body, nested = root, ()
+        else:
+            body = backbone
+            nested = tuple(n for n, _ in found[1:] if n != backbone and not _under(n, backbone))
+        poolers = tuple(n for n, m in model.named_modules() if _under(n, body) and _is_pooler(n, m))
+        return cls(root, backbone, nested, named_heads, poolers)
+
+    def role(self, name: str) -> str | None:
+        """The task role of parameter `name`: pooler, task head (outside the backbone / by name), or None."""
+        if any(_under(name, pooler) for pooler in self.poolers):
+            return POOLER
+        outside = self.backbone is not None and _under(name, self.root) and not _under(name, self.backbone)
+        if outside and not any(_under(name, other) for other in self.nested):
+            return TASK_HEAD
+        if any(_under(name, head) for head in self.named_heads):
+            return NAMED_HEAD
+        return None
+
+
+def _pretrained_model_class() -> type | None:
+    """transformers' ``PreTrainedModel`` if transformers is loaded (a transformers model implies it is)."""
+    modeling_utils = sys.modules.get("transformers.modeling_utils")
+    return getattr(modeling_utils, "PreTrainedModel", None)
+
+
+def _named_children(module: nn.Module, prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Full prefixes of the children of `module` (itself at `prefix`) whose attribute name is in `names`."""
+    return tuple(f"{prefix}.{child}" if prefix else child for child, _ in module.named_children() if child in names)
+
+
+def _is_pooler(name: str, module: nn.Module) -> bool:
+    """A pooler (BERT's ``pooler``, ``ViTPooler``...): a module named ``pooler`` or of a class named ``*Pooler*``."""
+    return name.rsplit(".", 1)[-1] == POOLER or "Pooler" in type(module).__name__
 
 
 _Places = _ModulePlaces | _NamePlaces
