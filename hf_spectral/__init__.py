@@ -1,7 +1,7 @@
 """hf_spectral: spectral-shaping optimizers (U Σᵖ Vᵀ updates) for Hugging Face Trainer, PEFT and accelerate."""
 
 from .optimizer import NonFiniteGradientError, SpectralOptimizer
-from .presets import DynMuon, Muon, MuonP, SpectralAdam
+from .presets import TORCH_MUON_PARITY, DynMuon, Muon, MuonP, SpectralAdam
 from .routing import Partition, partition
 from .schedules import Constant, Cosine, Linear, Logistic, Schedule
 from .shaping import phi, polar_express, shape_svd, spectral_power, tns_weights
@@ -33,6 +33,7 @@ _install_transformers_patches()
 
 __all__ = [
     "OPTIMIZER_NAMES",
+    "TORCH_MUON_PARITY",
     "Constant",
     "Cosine",
     "DynMuon",

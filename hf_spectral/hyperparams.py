@@ -3,8 +3,9 @@
 A group's ``algorithm`` decides which keys it carries:
 
 spectral: lr, weight_decay, p (float or schedule spec), eps (ε floor of φ), method, precision, ns_steps,
-          base ("momentum" | "adam"), order ("momentum_first" | "shape_first" | "none"), momentum, nesterov,
-          betas and adam_eps (base="adam"), scale ("rms" | "spectral" | "preserve" | "none"), rms
+          base ("momentum" | "adam"), order ("momentum_first" | "shape_first" | "none"), momentum, nesterov, nu,
+          betas and adam_eps (base="adam"; betas[0] also for rms="adamw"), scale ("rms" | "spectral" | "preserve" |
+          "none"), rms (number or "adamw"), lora_rms_scale; ``lora`` (True for groups of LoRA factors)
 adamw:    lr, weight_decay, betas, eps (Adam's ε)
 
 Every group also carries ``step`` (optimizer steps taken, read by p schedules) and ``total_steps``.
@@ -29,6 +30,13 @@ SCALES = ("rms", "spectral", "preserve", "none")
 OPTIMIZER_PRECISIONS = ("auto", *PRECISIONS)
 """precision="auto" shapes in "mixed" on CUDA (bf16 tensor cores, fp32-level accuracy) and "fp32" elsewhere."""
 
+NU_DEFAULT = 0.7
+"""Default ν of the direction (1−ν)G + νB (quasi-hyperbolic momentum); measured in docs/benchmarks.md."""
+LORA_RMS_SCALE = 2.0
+"""Default multiplier of the target update RMS for LoRA factors; measured in docs/benchmarks.md."""
+RMS_RULES = ("adamw",)
+"""Named rules accepted for ``rms`` next to a number."""
+
 SPECTRAL_DEFAULTS: dict[str, Any] = {
     "p": 0.0,
     "eps": 1e-3,
@@ -39,10 +47,12 @@ SPECTRAL_DEFAULTS: dict[str, Any] = {
     "order": "momentum_first",
     "momentum": 0.95,
     "nesterov": True,
+    "nu": NU_DEFAULT,
     "betas": (0.9, 0.95),
     "adam_eps": 1e-8,
     "scale": "rms",
-    "rms": 0.2,
+    "rms": "adamw",
+    "lora_rms_scale": LORA_RMS_SCALE,
 }
 ADAMW_DEFAULTS: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-8}
 
@@ -88,10 +98,17 @@ def validate_group(group: MutableMapping[str, Any], where: str = "SpectralOptimi
         )
     _check_beta(where, "momentum", group["momentum"])
     _check_bool(where, "nesterov", group["nesterov"])
+    if group["nu"] is not None:
+        check_real(where, "nu", group["nu"], 0.0, 1.0)
     _check_betas(where, group["betas"])
     check_real(where, "adam_eps", group["adam_eps"], 0.0, 1.0)
     check_choice(where, "scale", group["scale"], SCALES)
-    check_real(where, "rms", group["rms"], 0.0, 10.0, low_open=True)
+    if isinstance(group["rms"], str):
+        if group["rms"] not in RMS_RULES:
+            raise ValueError(f"{where}: rms must be 'adamw' or a number in (0.0, 10.0], got {group['rms']!r}")
+    else:
+        check_real(where, "rms", group["rms"], 0.0, 10.0, low_open=True)
+    check_real(where, "lora_rms_scale", group["lora_rms_scale"], 0.0, 10.0, low_open=True)
     _check_p_reachable(group, where)
 
 

@@ -2,13 +2,15 @@
 
 Spectral groups (2D hidden matrices), per step t with gradient G:
 
-    base="momentum", order="momentum_first" (default):  B ← μB + (1−μ)G;  D = (1−μ)G + μB (Nesterov) or B;  O = S(D)
-    base="momentum", order="shape_first":                O = EMA_μ(S(G))   (Nesterov as above)
+    base="momentum", order="momentum_first" (default):  B ← μB + (1−μ)G;  D = (1−ν)G + νB (Nesterov mix) or B;  O = S(D)
+    base="momentum", order="shape_first":                O = EMA_μ(S(G))   (mixed as above)
     base="momentum", order="none":                       O = S(G)
     base="adam":  D = m̂/(√v̂ + ε) (order="none": β₁ = 0);  O = S(D)
 
     S(D) = spectral_power(D, p(t)) · scale,   W ← W·(1 − lr·wd) − lr·O
 
+With the default scale="rms", rms="adamw", O has the RMS AdamW's own update has at step t (see
+:func:`hf_spectral.updates.adamw_update_rms`: 1 at t = 1, → 0.23), times ``lora_rms_scale`` for LoRA factors.
 AdamW groups (embeddings, heads, norms, biases, …) run torch's own AdamW arithmetic. p(t) is read from the
 optimizer's step count and ``total_steps``; everything needed to resume (moments, step counts, schedule) is in
 ``state_dict``. State is created lazily at the first ``step()``.
@@ -26,11 +28,11 @@ from torch import Tensor, nn
 from torch.optim.adamw import adamw as adamw_functional
 
 from .distributed.sharding import is_dtensor, shard_spec
-from .hyperparams import ADAMW_DEFAULTS, SPECTRAL_DEFAULTS, validate_group
+from .hyperparams import ADAMW_DEFAULTS, LORA_RMS_SCALE, NU_DEFAULT, SPECTRAL_DEFAULTS, validate_group
 from .schedules import PSpec, as_schedule
 from .shaper import Shaper
 from .stats import UpdateStats
-from .updates import MatrixLayout, ShapingSettings, adam_direction, momentum_direction
+from .updates import MatrixLayout, ShapingSettings, adam_direction, adamw_update_rms, momentum_direction
 
 NONFINITE = ("raise", "skip")
 STATS_SVD_TENSORS = 8
@@ -48,8 +50,8 @@ class SpectralOptimizer(torch.optim.Optimizer):
         params: an ``nn.Module`` or ``(name, parameter)`` pairs (routed by :func:`hf_spectral.partition`), a
             :class:`hf_spectral.Partition`, param-group dicts (each may set ``algorithm="spectral"|"adamw"``; groups
             without it are split by dimension: 2D → spectral, other → adamw) or a plain iterable of tensors.
-        lr: learning rate of every group (AdamW groups: ``adamw_lr`` if given). With ``scale="rms"`` the spectral
-            update has AdamW's typical RMS (0.2), so an AdamW learning rate carries over.
+        lr: learning rate of every group (AdamW groups: ``adamw_lr`` if given). With the default scaling the
+            spectral update has the RMS of AdamW's update at the same step, so an AdamW learning rate carries over.
         weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
         p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
             name such as ``"dynmuon"``.
@@ -58,11 +60,17 @@ class SpectralOptimizer(torch.optim.Optimizer):
             precision ``"auto"`` (default) is ``"mixed"`` on CUDA and ``"fp32"`` elsewhere.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
         order: ``"momentum_first"`` (average then shape), ``"shape_first"`` (shape then average) or ``"none"``.
-        momentum, nesterov: first-moment coefficient μ in [0, 1) and Nesterov look-ahead (base="momentum").
-        betas, adam_eps: Adam moments and ε for base="adam".
+        momentum: first-moment coefficient μ in [0, 1) (base="momentum").
+        nesterov, nu: with nesterov=True the shaped direction is (1−ν)G + νB, ν in [0, 1]; ``nu=None`` means ν = μ
+            (Nesterov as in Keller Jordan's Muon and torch.optim.Muon). nesterov=False shapes B itself.
+        betas, adam_eps: Adam moments and ε for base="adam"; ``betas[0]`` is also the β₁ of the AdamW whose update
+            RMS ``rms="adamw"`` matches.
         scale: ``"rms"`` (update RMS = ``rms``), ``"spectral"`` (×√max(1, m/n), Keller Jordan's), ``"preserve"``
             (keep the pre-shaping update's Frobenius norm: p = 1 is then exactly SGD-momentum / AdamW) or ``"none"``.
-        rms: target update RMS for scale="rms", in (0, 10].
+        rms: target update RMS for scale="rms": ``"adamw"`` (default: AdamW's update RMS at this step, from 1 at the
+            first step to √((1−β₁)/(1+β₁)) ≈ 0.23) or a constant in (0, 10] (Moonlight's rule: 0.2).
+        lora_rms_scale: multiplier in (0, 10] of the target RMS for spectral groups marked ``lora=True`` (PEFT LoRA
+            factors, as `partition` groups them); 2 by default, measured (docs/benchmarks.md).
         adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay: the AdamW groups' hyper-parameters.
         total_steps: number of optimizer steps in training, needed by p schedules (or call :meth:`set_total_steps`).
         nonfinite: a NaN/Inf gradient ``"raise"`` s :class:`NonFiniteGradientError` or ``"skip"`` s the step; in
@@ -87,10 +95,12 @@ class SpectralOptimizer(torch.optim.Optimizer):
         order: str = "momentum_first",
         momentum: float = 0.95,
         nesterov: bool = True,
+        nu: float | None = NU_DEFAULT,
         betas: tuple[float, float] = (0.9, 0.95),
         adam_eps: float = 1e-8,
         scale: str = "rms",
-        rms: float = 0.2,
+        rms: float | str = "adamw",
+        lora_rms_scale: float = LORA_RMS_SCALE,
         adamw_lr: float | None = None,
         adamw_betas: tuple[float, float] = (0.9, 0.999),
         adamw_eps: float = 1e-8,
@@ -112,7 +122,8 @@ class SpectralOptimizer(torch.optim.Optimizer):
         spectral = dict(SPECTRAL_DEFAULTS)
         spectral.update(
             p=p, eps=eps, method=method, precision=precision, ns_steps=ns_steps, base=base, order=order,
-            momentum=momentum, nesterov=nesterov, betas=tuple(betas), adam_eps=adam_eps, scale=scale, rms=rms,
+            momentum=momentum, nesterov=nesterov, nu=nu, betas=tuple(betas), adam_eps=adam_eps, scale=scale, rms=rms,
+            lora_rms_scale=lora_rms_scale,
         )  # fmt: skip
         adamw = dict(ADAMW_DEFAULTS, betas=tuple(adamw_betas), eps=adamw_eps)
         if adamw_lr is not None:
@@ -265,7 +276,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 if not state:
                     state["momentum_buffer"] = torch.zeros_like(t.grad)
                 buf = _local(state["momentum_buffer"])
-                directions.append(momentum_direction(grad, buf, group["momentum"], group["nesterov"]))
+                directions.append(momentum_direction(grad, buf, group["momentum"], _nu(group)))
             else:
                 directions.append(grad)
         settings = ShapingSettings(
@@ -275,7 +286,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
             precision=group["precision"],
             ns_steps=group["ns_steps"],
             scale=group["scale"],
-            rms=group["rms"],
+            rms=_target_rms(group),
         )
         layouts = [_layout(t, group) for t in params]
         updates = self.shaper(directions, layouts, [shard_spec(t) for t in params], settings, stats)
@@ -285,7 +296,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 if not state:
                     state["momentum_buffer"] = torch.zeros_like(t.grad)
                 buf = _local(state["momentum_buffer"])
-                updates[i] = momentum_direction(updates[i].to(buf.dtype), buf, group["momentum"], group["nesterov"])
+                updates[i] = momentum_direction(updates[i].to(buf.dtype), buf, group["momentum"], _nu(group))
         lr, wd = group["lr"], group["weight_decay"]
         for t, update in zip(params, updates, strict=True):
             weight = _local(t)
@@ -316,6 +327,22 @@ class SpectralOptimizer(torch.optim.Optimizer):
             amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
             eps=group["eps"], maximize=False,
         )  # fmt: skip
+
+
+def _nu(group: Mapping[str, Any]) -> float:
+    """ν of the mix (1−ν)G + νB: 1 without Nesterov, μ for ``nu=None``."""
+    if not group["nesterov"]:
+        return 1.0
+    return group["momentum"] if group["nu"] is None else group["nu"]
+
+
+def _target_rms(group: Mapping[str, Any]) -> float:
+    """The update RMS of the step being taken: AdamW's own at this step (rms="adamw") or the constant, times
+    ``lora_rms_scale`` in a LoRA group."""
+    rms = group["rms"]
+    if rms == "adamw":
+        rms = adamw_update_rms(group["step"] + 1, group["betas"][0])
+    return rms * group["lora_rms_scale"] if group.get("lora") else rms
 
 
 def _check_total_steps(total_steps: int | None) -> int | None:

@@ -13,6 +13,11 @@ from typing import Any
 from .optimizer import SpectralOptimizer
 from .schedules import PSpec
 
+TORCH_MUON_PARITY: dict[str, Any] = {"method": "newton_schulz", "scale": "spectral", "nu": None, "precision": "bf16"}
+"""Options that make :class:`Muon` step as ``torch.optim.Muon`` with its defaults (Keller Jordan's NS5 in bf16,
+×√max(1, m/n), Nesterov ν = μ): ``Muon(params, lr, momentum=0.95, **TORCH_MUON_PARITY)``. On the command line:
+``--optim muon --optim_args "method=newton_schulz,scale=spectral,nu=none"``."""
+
 
 class Muon(SpectralOptimizer):
     """Muon: W ← W − lr·scale·polar(momentum). Defaults: Polar Express, 5 steps, bf16 (set method="newton_schulz"
@@ -49,4 +54,4 @@ class SpectralAdam(SpectralOptimizer):
         super().__init__(params, lr, p=p, **kwargs)
 
 
-__all__ = ["DynMuon", "Muon", "MuonP", "SpectralAdam"]
+__all__ = ["TORCH_MUON_PARITY", "DynMuon", "Muon", "MuonP", "SpectralAdam"]

@@ -18,8 +18,8 @@ Rules, first match wins:
    in `HEAD_NAMES`. Pooler: a module named ``pooler`` or of a class ``*Pooler*`` inside the backbone. Why: a head
    maps hidden states to the task's outputs (a classifier has one row per label, often freshly initialized) and
    a pooler prepares its input; they are not hidden layers, and shaped updates fine-tune them badly.
-4. PEFT: ``lora_A`` / ``lora_B`` → spectral or adamw by the ``lora`` option; ``lora_embedding_A/B`` and anything
-   under ``modules_to_save`` → adamw.
+4. PEFT: ``lora_A`` / ``lora_B`` → spectral (a group of their own, marked ``lora=True``) or adamw by the ``lora``
+   option; ``lora_embedding_A/B`` and anything under ``modules_to_save`` → adamw.
 5. Norm modules (class name contains ``Norm``), biases, tensors with ndim < 2, 2-D tensors with a side of 1 → adamw;
    conv weights (ndim > 2) → the ``conv`` option; other ndim > 2 tensors (e.g. fused MoE experts) → adamw.
 6. Every other 2-D tensor → spectral (transformers' ``Conv1D`` included: shaping commutes with transposition).
@@ -48,7 +48,7 @@ FUSED_QKV_PATTERNS = ("*qkv_proj.weight", "*c_attn.weight", "*W_pack.weight", "*
 """Fused attention projections stored as contiguous [Q; K; V] blocks (Phi-3, GPT-2, Qwen-1, Baichuan,
 nn.MultiheadAttention). GPT-NeoX / Falcon / Bloom ``query_key_value`` interleave the heads, so a contiguous
 split would mix Q, K and V: they are not listed."""
-GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols"})
+GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols", "lora"})
 """Keys a partition writes into every group; `Partition.param_groups` refuses to override them."""
 MAX_REASON_ROWS = 16
 HEAD_NAMES = ("classifier", "score", "qa_outputs", "classification_head")
@@ -200,6 +200,8 @@ def partition(
         if split_fused and algorithm == "spectral" and p.ndim == 2 and _matching([name], fused_patterns):
             key = _fused_split(name, p, places)
             reason = f"fused QKV, {key[0]}={key[1]}"
+        elif algorithm == "spectral" and _lora_factor(name) in ("A", "B"):
+            key = "lora"
         assignments[name] = Assignment(algorithm, reason, tuple(p.shape), p.numel())
         if algorithm != "frozen":
             placed.append((name, p, key))
@@ -209,17 +211,20 @@ def partition(
 
 
 _GroupKey = str | tuple[str, tuple[int, ...]]
-"""A group: "spectral", "adamw", or a fused-split spectral group ("split_rows" | "split_cols", block sizes)."""
+"""A group: "spectral", "adamw", "lora" (spectral LoRA factors, marked ``lora=True`` so the optimizer can size
+their updates apart), or a fused-split spectral group ("split_rows" | "split_cols", block sizes)."""
 
 
 def _groups(placed: list[tuple[str, Tensor, _GroupKey]]) -> list[dict[str, Any]]:
-    """Param groups in the order spectral, fused-split spectral (first appearance), adamw; none empty."""
+    """Param groups in the order spectral, fused-split and LoRA spectral (first appearance), adamw; none empty."""
     groups: dict[_GroupKey, dict[str, Any]] = {}
     for name, p, key in placed:
         if key not in groups:
             groups[key] = {"params": [], "names": [], "algorithm": "adamw" if key == "adamw" else "spectral"}
             if isinstance(key, tuple):
                 groups[key][key[0]] = key[1]
+            elif key == "lora":
+                groups[key]["lora"] = True
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
     rank = {"spectral": 0, "adamw": 2}

@@ -13,10 +13,24 @@ from torch import Tensor
 from .shaping import spectral_power
 
 
-def momentum_direction(grad: Tensor, buf: Tensor, momentum: float, nesterov: bool) -> Tensor:
-    """B ← μB + (1−μ)G; returns (1−μ)G + μB (Nesterov) or B. The buffer is updated in place."""
+def momentum_direction(grad: Tensor, buf: Tensor, momentum: float, nu: float) -> Tensor:
+    """B ← μB + (1−μ)G; returns (1−ν)G + νB. The buffer is updated in place.
+
+    ν = μ is Nesterov's look-ahead as in Keller Jordan's Muon and torch.optim.Muon; ν = 1 is plain momentum (B);
+    other ν are quasi-hyperbolic momentum (Ma & Yarats, 2019), which weights the fresh gradient more."""
     buf.lerp_(grad, 1.0 - momentum)
-    return grad.lerp(buf, momentum) if nesterov else buf
+    return buf if nu == 1.0 else grad.lerp(buf, nu)
+
+
+def adamw_update_rms(step: int, beta1: float) -> float:
+    """RMS of AdamW's update m̂/√v̂ at optimizer step `step` (≥ 1) when the gradient entries are zero-mean noise:
+
+        ρ(t) = √((1 − β₁)(1 + β₁ᵗ) / ((1 + β₁)(1 − β₁ᵗ)))
+
+    (the variance of a bias-corrected EMA of white noise over its second moment). ρ(1) = 1 (Adam's first step is
+    sign(G)); ρ(t) → √((1 − β₁)/(1 + β₁)) = 0.229 for β₁ = 0.9, the steady state behind Moonlight's 0.2."""
+    decay = beta1**step
+    return math.sqrt((1.0 - beta1) * (1.0 + decay) / ((1.0 + beta1) * (1.0 - decay)))
 
 
 def adam_direction(

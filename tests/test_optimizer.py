@@ -8,7 +8,17 @@ import copy
 import pytest
 import torch
 
-from hf_spectral import DynMuon, Muon, MuonP, NonFiniteGradientError, SpectralAdam, SpectralOptimizer, spectral_power
+from hf_spectral import (
+    TORCH_MUON_PARITY,
+    DynMuon,
+    Muon,
+    MuonP,
+    NonFiniteGradientError,
+    SpectralAdam,
+    SpectralOptimizer,
+    spectral_power,
+)
+from hf_spectral.updates import adamw_update_rms
 
 
 def _params(shapes, seed=0, dtype=torch.float32):
@@ -44,17 +54,15 @@ def _assert_same_trajectory(opt, ours, ref, theirs, steps):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_muon_matches_torch_optim_muon(precision):
-    """p = 0, momentum first, Keller's NS5, scale="spectral": each step equals torch.optim.Muon's to bf16 tolerance.
+    """Muon with TORCH_MUON_PARITY (Keller's NS5, scale="spectral", ν = μ): each step equals torch.optim.Muon's to
+    bf16 tolerance.
 
     torch.optim.Muon iterates in bf16; its own update is 1.2–1.6 % (relative Frobenius) away from the same
     iteration in float32 on these shapes, and two bf16 implementations differ by ~2 %. Tolerance: 3 % of the step."""
     tol = 3e-2
     ours, theirs = _params(SHAPES), _params(SHAPES)
     kw = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True}
-    opt = SpectralOptimizer(
-        [{"params": ours, "algorithm": "spectral"}], p=0.0, method="newton_schulz", scale="spectral",
-        precision=precision, **kw,
-    )  # fmt: skip
+    opt = Muon([{"params": ours, "algorithm": "spectral"}], **{**TORCH_MUON_PARITY, "precision": precision}, **kw)
     ref = torch.optim.Muon(theirs, **kw)
     for k in range(3):
         with torch.no_grad():  # same weights before every step; the momentum buffers evolve independently
@@ -90,17 +98,20 @@ def test_adamw_groups_equal_torch_adamw():
     assert set(opt.state[ours[0]]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
-def test_momentum_first_is_shape_of_nesterov_momentum():
+@pytest.mark.parametrize(("nesterov", "nu", "mix"), [(True, None, 0.9), (True, 0.7, 0.7), (True, 0.0, 0.0),
+                                                    (False, 0.7, 1.0)])  # fmt: skip
+def test_momentum_first_shapes_the_nesterov_mix(nesterov, nu, mix):
+    """D = (1−ν)G + νB with B ← μB + (1−μ)G: ν = μ for nu=None (Nesterov), 1 without Nesterov, else ν itself."""
     (W,) = _params([(24, 40)], seed=3)
     W0 = W.detach().clone()
-    opt = MuonP([W], lr=0.1, p=0.5, momentum=0.9, nesterov=True, scale="none", method="eigh")
+    opt = MuonP([W], lr=0.1, p=0.5, momentum=0.9, nesterov=nesterov, nu=nu, scale="none", method="eigh")
     buf = torch.zeros_like(W)
     for k in range(3):
         _grads([W], k)
         G = W.grad.clone()
         opt.step()
         buf = 0.9 * buf + 0.1 * G
-        W0 = W0 - 0.1 * spectral_power(0.1 * G + 0.9 * buf, 0.5, method="eigh")
+        W0 = W0 - 0.1 * spectral_power((1 - mix) * G + mix * buf, 0.5, method="eigh")
     torch.testing.assert_close(W.detach(), W0, rtol=1e-5, atol=1e-6)
 
 
@@ -138,6 +149,42 @@ def test_rms_scale_gives_target_rms_independent_of_gradient_size():
         opt.step()
         rms = float((W.detach() - W0).pow(2).mean().sqrt())
         assert abs(rms - 0.2) < 1e-4, (magnitude, rms)
+
+
+@pytest.mark.parametrize("beta1", [0.9, 0.8, 0.0])
+def test_adamw_update_rms_is_what_adamw_does_on_noise(beta1):
+    """The closed form ρ(t) against torch.optim.AdamW itself on zero-mean noise gradients (a 512×512 matrix, so the
+    sample RMS is within ~0.5 % of its expectation): 1 at the first step, → √((1−β₁)/(1+β₁))."""
+    W = torch.nn.Parameter(torch.zeros(512, 512))
+    opt = torch.optim.AdamW([W], lr=1.0, betas=(beta1, 0.999), eps=1e-12, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    for t in range(1, 101):
+        before = W.detach().clone()
+        W.grad = torch.randn(W.shape, generator=g)
+        opt.step()
+        if t in (1, 2, 3, 5, 10, 20, 50, 100):
+            measured = float((W.detach() - before).pow(2).mean().sqrt())
+            assert measured == pytest.approx(adamw_update_rms(t, beta1), rel=2e-2), t
+    assert adamw_update_rms(10_000, beta1) == pytest.approx(((1 - beta1) / (1 + beta1)) ** 0.5)
+
+
+def test_default_rms_follows_adamw_and_lora_groups_scale_it():
+    """rms="adamw": the update RMS at step t is ρ(t) for the group's β₁, whatever the gradient's size; a group
+    marked lora=True gets lora_rms_scale × that."""
+    plain, lora = _params([(48, 96), (8, 96)], seed=8)
+    opt = SpectralOptimizer(
+        [{"params": [plain], "algorithm": "spectral"}, {"params": [lora], "algorithm": "spectral", "lora": True}],
+        lr=1.0, p=0.0, method="eigh", order="none", betas=(0.8, 0.95), lora_rms_scale=1.5,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(9)
+    for t, magnitude in zip(range(1, 5), (1e-6, 1.0, 1e4, 3.0), strict=True):
+        before = [plain.detach().clone(), lora.detach().clone()]
+        for W in (plain, lora):
+            W.grad = magnitude * torch.randn(W.shape, generator=g)
+        opt.step()
+        rms = [float((W.detach() - b).pow(2).mean().sqrt()) for W, b in zip((plain, lora), before, strict=True)]
+        assert rms[0] == pytest.approx(adamw_update_rms(t, 0.8), rel=1e-4)
+        assert rms[1] == pytest.approx(1.5 * adamw_update_rms(t, 0.8), rel=1e-4)
 
 
 def test_zero_gradient_gives_zero_update_no_nan():

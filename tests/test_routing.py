@@ -114,6 +114,8 @@ def test_peft_lora_both_b_none():
         assert f"{prefix}model.layers.0.self_attn.q_proj.base_layer.weight" in frozen
         assert f"{prefix}lm_head.original_module.weight" in frozen
         assert all(part.assignments[n].reason == "requires_grad=False" for n in frozen)
+        spectral_groups = [g for g in part.groups if g["algorithm"] == "spectral"]
+        assert all(g.get("lora") is True for g in spectral_groups), lora  # their updates are sized apart
     part = partition(model, lora="B")
     assert {part.assignments[n].reason for n in lora_a} == {"LoRA A"}
     assert {part.assignments[n].reason for n in lora_b} == {"LoRA B"}

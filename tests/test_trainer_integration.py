@@ -15,7 +15,9 @@ from transformers.training_args import OptimizerNames
 import hf_spectral
 from hf_spectral import DynMuon, MuonP
 from hf_spectral.corpus import byte_blocks, stdlib_texts
+from hf_spectral.integrations.optim_args import resolve
 from hf_spectral.shaper import Shaper
+from hf_spectral.updates import adamw_update_rms
 
 
 def _dataset(n_blocks: int = 48, block: int = 32) -> Dataset:
@@ -56,6 +58,9 @@ def test_names_are_valid_after_import(tmp_path):
         ("spectral", "order=later", "order must be one of"),
         ("muon", "p=0.5", "p is fixed at 0"),
         ("dynmuon", "momentum", "expected key=value"),
+        ("muon", "rms=big", "rms must be a number"),
+        ("muon", "nu=1.5", r"nu must be in \[0.0, 1.0\]"),
+        ("muon", "lora_rms_scale=0", r"lora_rms_scale must be in \(0.0, 10.0\]"),
     ],
 )
 def test_bad_optim_args_fail_when_arguments_are_parsed(tmp_path, optim, optim_args, match):
@@ -87,7 +92,8 @@ def test_trainer_sets_real_length_and_shapes_once_per_optimizer_step(tmp_path, m
     assert len(logged) == expected_steps
     for entry in logged:
         assert entry["spectral/p"] == pytest.approx(opt.p_at(opt.param_groups[0], entry["step"] - 1), abs=1e-6)
-        assert entry["spectral/update_rms"] == pytest.approx(0.2, rel=1e-3)  # scale="rms" makes it exact
+        # rms="adamw": exactly AdamW's update RMS at that step (β₁ = --adam_beta1 = 0.9)
+        assert entry["spectral/update_rms"] == pytest.approx(adamw_update_rms(entry["step"], 0.9), rel=1e-3)
     assert logged[0]["spectral/p"] > 0.6 and logged[-1]["spectral/p"] < 0.0  # positive early, negative late
 
 
@@ -107,6 +113,16 @@ def test_hyperparameters_map_from_training_arguments(tmp_path):
     assert decayed["betas"] == (0.8, 0.99) and decayed["eps"] == 1e-6
     assert any("embed_tokens" in n for n in decayed["names"])
     assert no_decay["names"] and all("norm" in n for n in no_decay["names"])
+
+
+def test_update_size_keys_map_to_the_optimizer():
+    """Muon's defaults follow AdamW's β₁ from TrainingArguments; nu=none / rms=<number> / lora_rms_scale select
+    torch's Nesterov mix, Moonlight's constant RMS and unscaled LoRA factors."""
+    default = resolve("muon", None, lr=1e-3, adam_betas=(0.8, 0.99))
+    assert default.kwargs["betas"] == (0.8, 0.99) and "rms" not in default.kwargs and "nu" not in default.kwargs
+    chosen = resolve("muon", "nu=none,rms=0.2,lora_rms_scale=1", lr=1e-3).kwargs
+    assert chosen["nu"] is None and chosen["rms"] == 0.2 and chosen["lora_rms_scale"] == 1.0
+    assert resolve("muon", "rms=adamw,nu=0.5", lr=1e-3).kwargs["rms"] == "adamw"
 
 
 def test_svd_statistics_are_logged_on_their_interval(tmp_path):

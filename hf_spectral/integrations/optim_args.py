@@ -48,6 +48,14 @@ def _int(key: str, value: str) -> int:
         raise ValueError(f"optim_args: {key} must be an integer, got {value!r}") from None
 
 
+def _optional_float(key: str, value: str) -> float | None:
+    return None if value.lower() == "none" else _float(key, value)
+
+
+def _rms(key: str, value: str) -> float | str:
+    return value if value == "adamw" else _float(key, value)
+
+
 def _bool(key: str, value: str) -> bool:
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -93,12 +101,16 @@ KEYS: dict[str, Key] = {
     "base": Key(_choice("momentum", "adam"), "what is shaped", "momentum"),
     "order": Key(_choice("momentum_first", "shape_first", "none"), "momentum vs shaping order", "momentum_first"),
     "momentum": Key(_float, "momentum μ in [0, 1) (base=momentum)", "0.95"),
-    "nesterov": Key(_bool, "Nesterov look-ahead", "true"),
-    "beta1": Key(_float, "Adam β₁ of base=adam spectral groups", "--adam_beta1"),
+    "nesterov": Key(_bool, "Nesterov look-ahead (false: shape the momentum buffer itself)", "true"),
+    "nu": Key(_optional_float, "buffer weight ν of the direction (1−ν)G + νB, in [0, 1]; none: ν = momentum", "0.7"),
+    "beta1": Key(
+        _float, "Adam β₁ of base=adam spectral groups, and of the AdamW that rms=adamw matches", "--adam_beta1"
+    ),
     "beta2": Key(_float, "Adam β₂ of base=adam spectral groups", "--adam_beta2"),
     "adam_eps": Key(_float, "Adam ε of base=adam spectral groups", "--adam_epsilon"),
     "scale": Key(_choice("rms", "spectral", "preserve", "none"), "update size rule", "rms"),
-    "rms": Key(_float, "target update RMS for scale=rms, in (0, 10]", "0.2"),
+    "rms": Key(_rms, "target update RMS for scale=rms: adamw (AdamW's at each step) or a number in (0, 10]", "adamw"),
+    "lora_rms_scale": Key(_float, "multiplier of the target RMS for LoRA factors, in (0, 10]", "2"),
     "spectral_lr": Key(_float, "learning rate of the spectral groups", "--learning_rate"),
     "adamw_lr": Key(_float, "learning rate of the AdamW groups", "--learning_rate"),
     "nonfinite": Key(_choice("raise", "skip"), "on a NaN/Inf gradient: raise or skip the step", "raise"),
@@ -113,8 +125,8 @@ KEYS: dict[str, Key] = {
 ROUTING_KEYS = {"lora": "lora", "conv": "conv", "split_fused": "split_fused", "spectral_patterns": "spectral",
                 "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
 SCHEDULE_KEYS = ("schedule", "p_start", "p_end", "tau", "width")
-PASSTHROUGH = ("eps", "method", "precision", "ns_steps", "base", "order", "momentum", "nesterov", "adam_eps",
-               "scale", "rms", "nonfinite", "stats_every")  # fmt: skip
+PASSTHROUGH = ("eps", "method", "precision", "ns_steps", "base", "order", "momentum", "nesterov", "nu", "adam_eps",
+               "scale", "rms", "lora_rms_scale", "nonfinite", "stats_every")  # fmt: skip
 
 
 def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> dict[str, Any]:
@@ -161,7 +173,8 @@ def resolve(
 ) -> Resolved:
     """Optimizer class and kwargs for ``--optim name --optim_args ...`` with the Trainer's lr, weight decay and
     Adam settings. ``--adam_beta*`` / ``--adam_epsilon`` drive the AdamW groups and, unless ``beta1`` / ``beta2``
-    / ``adam_eps`` are given, the spectral groups of base=adam."""
+    / ``adam_eps`` are given, the spectral groups' Adam moments (base=adam) and the β₁ whose AdamW update RMS
+    ``rms=adamw`` matches."""
     values = parse_optim_args(optim_args, name)
     cls = OPTIMIZER_NAMES[name].cls
     kwargs: dict[str, Any] = {k: values[k] for k in PASSTHROUGH if k in values}
@@ -172,11 +185,9 @@ def resolve(
         adamw_betas=tuple(adam_betas),
         adamw_eps=adam_epsilon,
     )
+    kwargs["betas"] = (values.get("beta1", adam_betas[0]), values.get("beta2", adam_betas[1]))
     if kwargs.get("base", "adam" if cls is SpectralAdam else "momentum") == "adam":
-        kwargs["betas"] = (values.get("beta1", adam_betas[0]), values.get("beta2", adam_betas[1]))
         kwargs.setdefault("adam_eps", adam_epsilon)
-    elif "beta1" in values or "beta2" in values:
-        raise ValueError("optim_args: beta1 / beta2 apply to base=adam only; for base=momentum use momentum=")
     p_spec = _p_spec(cls, values)
     if p_spec is not None:
         kwargs["p"] = p_spec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ def _run_logger(path: Path, append: bool) -> Any:
     return RunLog()
 
 
-def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None) -> RunRecord:
-    """Train `recipe` into `run_dir` (data and tokenizer from `prepared` when several runs share them)."""
+def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None, callbacks: Sequence[Any] = ()) -> RunRecord:
+    """Train `recipe` into `run_dir` (data and tokenizer from `prepared` when several runs share them; extra
+    Trainer `callbacks`, e.g. measurements, next to the run's own logger)."""
     from transformers import Trainer, default_data_collator, set_seed
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +100,7 @@ def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None) -> Ru
         eval_dataset=prepared.eval,
         data_collator=default_data_collator,
         processing_class=prepared.tokenizer,
-        callbacks=[log := _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint))],
+        callbacks=[log := _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint)), *callbacks],
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
