@@ -102,6 +102,7 @@ class Logistic(Schedule):
 SCHEDULES: dict[str, type[Schedule]] = {cls.kind: cls for cls in (Constant, Linear, Cosine, Logistic)}
 PRESETS: dict[str, Schedule] = {
     "dynmuon": Logistic(start=1.0, end=-0.25, tau=0.04, width=0.04),
+    "dynmuon_paper": Logistic(start=1.0, end=-0.25, tau=0.04, width=0.04),
     "dynmuon_record": Logistic(start=0.25, end=-0.25, tau=0.04, width=0.04),
 }
 

@@ -3,6 +3,7 @@ optimizer, one lr, one seed) and writes its table, sweep, results and figures.""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def test_every_task_runs_quick(tmp_path):
         timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    outputs = ["pretrain", "finetune_full", "finetune_lora", "ablation_0", "ablation_1", "ablation_2"]
+    outputs = ["pretrain", "finetune_full", "finetune_lora", "classify", *(f"ablation_{i}" for i in range(6))]
     for name in outputs:
         out = tmp_path / name
         summary = (out / "summary.md").read_text()
@@ -31,4 +32,10 @@ def test_every_task_runs_quick(tmp_path):
         assert all(r["final_eval_loss"] > 0 for r in runs)
         assert matplotlib.image.imread(out / "loss_curves.png").ndim == 3
     labels = {r["label"] for r in json.loads((tmp_path / "pretrain" / "results.json").read_text())}
-    assert labels == {"adamw", "muon", "muonp_0.5", "dynmuon", "dynmuon_0.25", "spectral_adam"}
+    ours = {"adamw", "muon", "dynmuon", "dynmuon_paper", "dynmuon_record", "muonp_0.5", "spectral_adam"}
+    peers = {"torch_muon"} | ({"heavyball_muon"} if importlib.util.find_spec("heavyball") else set())
+    assert labels == ours | peers
+    summary = (tmp_path / "pretrain" / "summary.md").read_text()
+    assert "drop-in: every optimizer at AdamW's chosen lr" in summary and "own best lr" in summary
+    classified = json.loads((tmp_path / "classify" / "results.json").read_text())
+    assert all(0.0 <= r["final_eval_accuracy"] <= 1.0 for r in classified)

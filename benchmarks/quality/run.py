@@ -1,19 +1,22 @@
-"""The quality benchmark: does DynMuon beat Muon and AdamW here? One command per task.
+"""The quality benchmark: what does a user get from each optimizer? One command per task.
 
     python benchmarks/quality/run.py pretrain   [--scale cpu|gpu] [--quick]   # task (a)
     python benchmarks/quality/run.py finetune   [--scale cpu|gpu] [--quick]   # task (b): full and LoRA
-    python benchmarks/quality/run.py ablation   [--scale cpu|gpu] [--quick]   # momentum order, exact vs published
+    python benchmarks/quality/run.py classify   [--scale cpu|gpu] [--quick]   # task (c): sequence classification
+    python benchmarks/quality/run.py ablation   [--scale cpu|gpu] [--quick]   # defaults, order, exactness
     python benchmarks/quality/run.py all
 
 Protocol (identical for every optimizer, every configuration that runs is reported):
-1. learning-rate sweep on seed 0 over LR_GRID (the same grid for all: with scale=rms the spectral update has AdamW's
-   RMS, so one grid is fair); when the best lr is at an end of the grid, the grid is extended one step (×≈3) in
-   that direction, up to MAX_EXTENSIONS times, so the chosen lr is bracketed;
-2. the lr with the lowest final eval loss on seed 0 is re-run with seeds 1 and 2;
-3. table at the chosen lr over the 3 seeds: final eval loss (mean ± sd), steps until the mean eval loss first
-   reaches Muon's mean final eval loss (the papers' metric), wall time per step; loss curves and p schedules.
-Ablations run with 3 seeds at the lr the pre-training task chose for the configuration they vary (ABLATION_LR if
-that task has not run).
+1. learning-rate sweep on seed 0 over LR_GRID; when the best lr is at an end of the grid, the grid is extended one
+   step (×≈3) in that direction, up to MAX_EXTENSIONS times, so the chosen lr is bracketed;
+2. the lr with the lowest final eval loss on seed 0 is re-run with seeds 1 and 2 ("own best lr");
+3. "drop-in": every optimizer also runs at AdamW's chosen lr with the same 3 seeds — what a user who changes only
+   ``--optim`` gets;
+4. tables over the 3 seeds (mean ± sd): final eval loss, steps until the mean eval loss first reaches the best
+   baseline's mean final eval loss (the papers' metric), wall time per step; loss curves and p schedules.
+Peers (PEERS: torch.optim.Muon, heavyball's Muon) get the same parameter split and AdamW for the rest; a peer that
+is not installed is skipped with a message. Ablations run with 3 seeds at AdamW's chosen lr of their task (what
+the defaults are for), or ABLATION_LR if that task has not run.
 
 Results go to benchmarks/quality/results/<scale>/<task>/ (summary.md, sweep.md, results.json, PNGs, run dirs).
 """
@@ -30,8 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import classify
+import peers
+
 from hf_spectral.recipes.compare import base_seed
-from hf_spectral.recipes.data import prepare
+from hf_spectral.recipes.data import Prepared, prepare
 from hf_spectral.recipes.load import load_recipe
 from hf_spectral.recipes.plots import loss_figure, p_figure
 from hf_spectral.recipes.runner import train
@@ -39,7 +45,6 @@ from hf_spectral.recipes.summary import RunRecord, markdown, series, summarize
 
 HERE = Path(__file__).resolve().parent
 LR_GRID = (1e-3, 3e-3, 1e-2)
-FINETUNE_LR_GRID = (1e-3, 3e-3, 1e-2)
 MAX_EXTENSIONS = 2
 SEEDS = 3
 ABLATION_LR = 3e-3
@@ -47,42 +52,67 @@ ABLATION_LR = 3e-3
 
 @dataclass(frozen=True)
 class Config:
-    """One optimizer configuration: a label, the --optim name, and its optim_args."""
+    """One optimizer configuration: a label, the --optim name and its optim_args, or a peer (peers.PEERS)."""
 
     label: str
     name: str
     optim_args: dict[str, Any] = field(default_factory=dict)
+    peer: str | None = None
 
 
+PEERS = (Config("torch_muon", "adamw", peer="torch_muon"), Config("heavyball_muon", "adamw", peer="heavyball_muon"))
 OPTIMIZERS = (
     Config("adamw", "adamw"),
     Config("muon", "muon"),
-    Config("muonp_0.5", "muonp", {"p": 0.5}),
     Config("dynmuon", "dynmuon"),
-    Config("dynmuon_0.25", "dynmuon", {"p_start": 0.25, "p_end": -0.25}),
+    Config("dynmuon_paper", "dynmuon", {"schedule": "dynmuon_paper"}),
+    Config("dynmuon_record", "dynmuon", {"schedule": "dynmuon_record"}),
+    Config("muonp_0.5", "muonp", {"p": 0.5}),
     Config("spectral_adam", "spectral_adam"),
+    *PEERS,
 )
-ABLATIONS = {  # title: (the pre-training label whose chosen lr is used, configurations)
-    "momentum order (DynMuon 0.25 → −0.25)": (
-        "dynmuon_0.25",
+ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr of its task
+    "update size (Muon): AdamW's RMS at each step vs a constant 0.2": (
+        "pretrain",
+        (Config("rms_adamw", "muon"), Config("rms_0.2", "muon", {"rms": 0.2})),
+    ),
+    "Nesterov mix (Muon): D = (1−ν)G + νB": (
+        "pretrain",
         (
-            Config("momentum_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "momentum_first"}),
-            Config("shape_first", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "shape_first"}),
-            Config("no_momentum", "dynmuon", {"p_start": 0.25, "p_end": -0.25, "order": "none"}),
+            Config("nu_0.7", "muon"),
+            Config("nu_mu", "muon", {"nu": "none"}),
+            Config("nu_0.5", "muon", {"nu": 0.5}),
+            Config("nu_0.5_momentum_0.9", "muon", {"nu": 0.5, "momentum": 0.9}),
+        ),
+    ),
+    "LoRA factors' update size (Muon)": (
+        "finetune_lora",
+        (
+            Config("lora_rms_scale_2", "muon"),
+            Config("lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
+            Config("lora_rms_scale_3", "muon", {"lora_rms_scale": 3.0}),
+        ),
+    ),
+    "momentum order (DynMuon default)": (
+        "pretrain",
+        (
+            Config("momentum_first", "dynmuon", {"order": "momentum_first"}),
+            Config("shape_first", "dynmuon", {"order": "shape_first"}),
+            Config("no_momentum", "dynmuon", {"order": "none"}),
         ),
     ),
     "exact vs Polar Express at p = 0 (Muon)": (
-        "muon",
+        "pretrain",
         (
             Config("muon_polar_express", "muon"),
             Config("muon_exact_tns", "muon", {"method": "tns", "precision": "fp32"}),
         ),
     ),
-    "exact vs published approximation (DynMuon 1.0 → −0.25)": (
-        "dynmuon",
+    "exact vs published approximation (DynMuon, paper schedule 1.0 → −0.25)": (
+        "pretrain",
         (
-            Config("dynmuon_exact", "dynmuon"),
-            Config("dynmuon_published", "dynmuon", {"method": "dynmuon_published"}),
+            Config("dynmuon_paper_exact", "dynmuon", {"schedule": "dynmuon_paper"}),
+            Config("dynmuon_paper_published", "dynmuon", {"schedule": "dynmuon_paper", "method": "dynmuon_published"}),
         ),
     ),
 }
@@ -122,29 +152,59 @@ class Run:
         return values[max(values)]
 
     @property
+    def final_accuracy(self) -> float | None:
+        values = series(self.record.history, "eval_accuracy")
+        return values[max(values)] if values else None
+
+    @property
     def seconds_per_step(self) -> float:
         steps = max(series(self.record.history, "loss"))
         return self.record.wall_time / steps
 
 
 class Bench:
-    """Runs configurations of one recipe (data and tokenizer prepared once) and writes the results."""
+    """Runs configurations of one task (data and tokenizer prepared once) and writes the results. `model` builds a
+    task model from the tokenizer (default: the recipe's); `trainer_kwargs` go to every Trainer."""
 
-    def __init__(self, recipe_path: Path, out: Path, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        recipe_path: Path,
+        out: Path,
+        overrides: dict[str, Any],
+        *,
+        prepared: Prepared | None = None,
+        model: Any = None,
+        trainer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.recipe = load_recipe(recipe_path, list(overrides.items()))
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
-        self.prepared = prepare(self.recipe, out)
+        self.prepared = prepared or prepare(self.recipe, out)
+        self.model = model
+        self.trainer_kwargs = trainer_kwargs or {}
         self.runs: list[Run] = []
 
     def run(self, config: Config, lr: float, seed: int) -> Run:
+        for run in self.runs:
+            if (run.config, run.lr, run.seed) == (config, lr, seed):
+                return run
         recipe = self.recipe.for_run(config.name, seed)
         recipe.optimizer.lr = lr
         recipe.optimizer.optim_args = dict(config.optim_args) or None
         recipe.validate()
         run_dir = self.out / "runs" / f"{config.label}-lr{lr:g}-seed{seed}"
         print(f"[quality] {self.out.name}: {config.label} lr={lr:g} seed={seed}", flush=True)
-        run = Run(config, lr, seed, train(recipe, run_dir, self.prepared))
+        kwargs = dict(self.trainer_kwargs)
+        if config.peer is not None:
+            kwargs["optimizer_cls_and_kwargs"] = peers.trainer_optimizer(config.peer, lr, recipe.optimizer.weight_decay)
+        model = None
+        if self.model is not None:
+            from transformers import set_seed
+
+            set_seed(seed)  # the new head's initialisation follows the seed
+            model = self.model(self.prepared.tokenizer)
+        record = train(recipe, run_dir, self.prepared, model=model, trainer_kwargs=kwargs)
+        run = Run(config, lr, seed, record)
         self.runs.append(run)
         return run
 
@@ -152,7 +212,7 @@ class Bench:
         """The protocol's steps 1–2; returns the chosen lr per label."""
         first = base_seed(self.recipe)
         chosen = {}
-        for config in configs:
+        for config in _runnable(configs):
             sweep = [self.run(config, lr, first) for lr in grid]
             for _ in range(MAX_EXTENSIONS if len(grid) > 1 else 0):
                 best = min(sweep, key=lambda r: r.final_eval)
@@ -170,36 +230,81 @@ class Bench:
         return chosen
 
     def fixed_lr(self, configs: tuple[Config, ...], lr: float, seeds: int) -> dict[str, float]:
+        """Every configuration at one lr (AdamW's, for the drop-in table and the ablations), `seeds` seeds."""
         first = base_seed(self.recipe)
-        for config in configs:
+        for config in _runnable(configs):
             for seed in range(first, first + seeds):
                 self.run(config, lr, seed)
-        return {c.label: lr for c in configs}
+        return {c.label: lr for c in _runnable(configs)}
 
-    def report(self, title: str, chosen: dict[str, float], baseline: str) -> str:
-        """summary.md, sweep.md, results.json and the figures for the runs at the chosen lrs."""
+    def table(self, title: str, chosen: dict[str, float], baseline: str) -> tuple[str, Any]:
+        """One results table (Markdown) for the runs at the `chosen` lr of each label."""
         selected = {label: [r.record for r in self.runs if r.config.label == label and r.lr == lr]
                     for label, lr in chosen.items()}  # fmt: skip
         summary = summarize(selected, [baseline])
-        per_step = {label: [r.seconds_per_step for r in self.runs if r.config.label == label and r.lr == chosen[label]]
-                    for label in chosen}  # fmt: skip
-        lines = [f"### {title}", "", markdown(summary).rstrip(), "", "| optimizer | chosen lr | s / step (mean) |",
-                 "|---|---|---|"]  # fmt: skip
-        lines += [f"| {label} | {chosen[label]:g} | {statistics.fmean(per_step[label]):.3f} |" for label in chosen]
-        text = "\n".join(lines) + "\n"
+        accuracy = self._has_accuracy()
+        header = "| optimizer | lr | s / step (mean) | final eval loss − AdamW's |" + (
+            " eval accuracy |" if accuracy else ""
+        )
+        lines = [f"#### {title}", "", markdown(summary).rstrip(), "", header, "|---|---|---|---|" + "---|" * accuracy]
+        adamw = _mean_final(self._at(chosen, "adamw")) if "adamw" in chosen else None
+        for label, lr in chosen.items():
+            runs = self._at(chosen, label)
+            delta = "—" if adamw is None else f"{_mean_final(runs) - adamw:+.4f}"
+            row = f"| {label} | {lr:g} | {statistics.fmean(r.seconds_per_step for r in runs):.3f} | {delta} |"
+            if accuracy:
+                accuracies = [r.final_accuracy for r in runs]
+                row += f" {statistics.fmean(accuracies):.3f} ± {_sd(accuracies):.3f} |"
+            lines.append(row)
+        return "\n".join(lines) + "\n", summary
+
+    def report(self, title: str, tables: dict[str, tuple[dict[str, float], str]]) -> str:
+        """summary.md (one table per entry of `tables`: name → (chosen lr per label, baseline)), sweep.md,
+        results.json and the figures (of the first table)."""
+        texts, summaries = [], []
+        for name, (chosen, baseline) in tables.items():
+            text, summary = self.table(name, chosen, baseline)
+            texts.append(text)
+            summaries.append(summary)
+        text = f"### {title}\n\n" + "\n".join(texts)
         (self.out / "summary.md").write_text(text, encoding="utf-8")
         sweep = ["| optimizer | lr | seed | final eval loss | s / step |", "|---|---|---|---|---|"]
         sweep += [f"| {r.config.label} | {r.lr:g} | {r.seed} | {r.final_eval:.4f} | {r.seconds_per_step:.3f} |"
                   for r in self.runs]  # fmt: skip
         (self.out / "sweep.md").write_text("\n".join(sweep) + "\n", encoding="utf-8")
-        results = [{"label": r.config.label, "optimizer": r.config.name, "optim_args": r.config.optim_args,
-                    "lr": r.lr, "seed": r.seed, "final_eval_loss": r.final_eval,
-                    "seconds_per_step": r.seconds_per_step, "eval_loss": series(r.record.history, "eval_loss")}
-                   for r in self.runs]  # fmt: skip
+        results = [{"label": r.config.label, "optimizer": r.config.peer or r.config.name,
+                    "optim_args": r.config.optim_args, "lr": r.lr, "seed": r.seed, "final_eval_loss": r.final_eval,
+                    "final_eval_accuracy": r.final_accuracy, "seconds_per_step": r.seconds_per_step,
+                    "eval_loss": series(r.record.history, "eval_loss")} for r in self.runs]  # fmt: skip
         (self.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        loss_figure(summary, self.out / "loss_curves.png")
-        p_figure(summary, self.out / "p_schedule.png")
+        loss_figure(summaries[0], self.out / "loss_curves.png")
+        p_figure(summaries[0], self.out / "p_schedule.png")
         return text
+
+    def _at(self, chosen: dict[str, float], label: str) -> list[Run]:
+        return [r for r in self.runs if r.config.label == label and r.lr == chosen[label]]
+
+    def _has_accuracy(self) -> bool:
+        return any(r.final_accuracy is not None for r in self.runs)
+
+
+def _mean_final(runs: list[Run]) -> float:
+    return statistics.fmean(r.final_eval for r in runs)
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _runnable(configs: tuple[Config, ...]) -> tuple[Config, ...]:
+    """The configurations that can run here: a peer whose package is missing is skipped, with a message."""
+    kept = []
+    for config in configs:
+        if config.peer is not None and not peers.available(config.peer):
+            print(f"[quality] skipping {config.label}: its package is not installed", flush=True)
+            continue
+        kept.append(config)
+    return tuple(kept)
 
 
 def _next_lr(lr: float, up: bool) -> float:
@@ -216,39 +321,81 @@ def _overrides(scale: str, quick: bool) -> dict[str, Any]:
     return overrides
 
 
+def compared(bench: Bench, title: str, quick: bool, grid: tuple[float, ...] = LR_GRID) -> str:
+    """Steps 1–3 of the protocol on `bench`: every optimizer at its own best lr, and at AdamW's (drop-in)."""
+    grid, seeds = (grid[1:2], 1) if quick else (grid, SEEDS)
+    own = bench.sweep_then_seeds(OPTIMIZERS, grid, seeds)
+    drop_in = bench.fixed_lr(OPTIMIZERS, own["adamw"], seeds)
+    return bench.report(title, {
+        f"drop-in: every optimizer at AdamW's chosen lr ({own['adamw']:g})": (drop_in, "adamw"),
+        "every optimizer at its own best lr": (own, "muon"),
+    })  # fmt: skip
+
+
 def pretrain(out: Path, scale: str, quick: bool) -> str:
     bench = Bench(HERE / "pretrain.yaml", out / "pretrain", _overrides(scale, quick))
-    grid, seeds = (LR_GRID[1:2], 1) if quick else (LR_GRID, SEEDS)
-    chosen = bench.sweep_then_seeds(OPTIMIZERS, grid, seeds)
-    return bench.report("Task (a): pre-training on stdlib source", chosen, "muon")
+    return compared(bench, "Task (a): pre-training on stdlib source", quick)
 
 
 def base_model(out: Path, scale: str, quick: bool) -> Path:
-    """The model fine-tuned by task (b): task (a)'s recipe trained with AdamW at 3e-3, seed 0 (reused if present)."""
+    """The model fine-tuned by tasks (b) and (c): task (a)'s recipe trained with AdamW at 3e-3, seed 0 (reused)."""
     run_dir = out / "base" / "runs" / "adamw-lr0.003-seed0"
     if not (run_dir / "config.json").is_file():
         Bench(HERE / "pretrain.yaml", out / "base", _overrides(scale, quick)).run(Config("adamw", "adamw"), 3e-3, 0)
     return run_dir
 
 
-def finetune(out: Path, scale: str, quick: bool) -> str:
+def _finetune_overrides(out: Path, scale: str, quick: bool) -> dict[str, Any]:
     base = base_model(out, scale, quick)
     overrides = {"model.name_or_path": str(base), "tokenizer.name_or_path": str(base)}
     overrides.update({k: v for k, v in _overrides(scale, quick).items() if k.startswith(("training.", "data."))})
-    grid, seeds = (FINETUNE_LR_GRID[1:2], 1) if quick else (FINETUNE_LR_GRID, SEEDS)
-    texts = []
-    for kind, extra in (("full", {}), ("lora", {"peft": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}})):
-        bench = Bench(HERE / "finetune.yaml", out / f"finetune_{kind}", {**overrides, **extra})
-        chosen = bench.sweep_then_seeds(OPTIMIZERS, grid, seeds)
-        texts.append(bench.report(f"Task (b): {kind} fine-tuning on pydoc prose", chosen, "muon"))
+    return overrides
+
+
+LORA = {"peft": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}}
+
+
+def finetune_bench(out: Path, scale: str, quick: bool, kind: str, directory: str | None = None) -> Bench:
+    extra = LORA if kind == "lora" else {}
+    overrides = {**_finetune_overrides(out, scale, quick), **extra}
+    return Bench(HERE / "finetune.yaml", out / (directory or f"finetune_{kind}"), overrides)
+
+
+def finetune(out: Path, scale: str, quick: bool) -> str:
+    texts = [compared(finetune_bench(out, scale, quick, kind), f"Task (b): {kind} fine-tuning on pydoc prose", quick)
+             for kind in ("full", "lora")]  # fmt: skip
     return "\n".join(texts)
 
 
-def _pretrain_lr(out: Path, label: str) -> float:
-    """The lr task (a) chose for `label` (its seed-1 runs use it), or ABLATION_LR if task (a) has not run."""
-    path = out / "pretrain" / "results.json"
+CLASSIFY_BLOCKS = {"train": 200, "eval": 32}
+"""Blocks per package (class) in each split of task (c); --quick uses an eighth."""
+
+
+def classify_bench(out: Path, scale: str, quick: bool) -> Bench:
+    from transformers import AutoTokenizer
+
+    overrides = {**_finetune_overrides(out, scale, quick), "training.prediction_loss_only": False}
+    base = Path(overrides["model.name_or_path"])
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    block = int(overrides.get("data.block_size", 96))
+    per_class = {k: max(2, v // 8) if quick else v for k, v in CLASSIFY_BLOCKS.items()}
+    data = Prepared(tokenizer, *(classify.package_blocks(tokenizer, split, block, per_class[split])
+                                 for split in ("train", "eval")))  # fmt: skip
+    return Bench(HERE / "finetune.yaml", out / "classify", overrides, prepared=data,
+                 model=lambda tok: classify.classifier(base, tok),
+                 trainer_kwargs={"compute_metrics": classify.accuracy})  # fmt: skip
+
+
+def classify_task(out: Path, scale: str, quick: bool) -> str:
+    bench = classify_bench(out, scale, quick)
+    return compared(bench, "Task (c): sequence classification (stdlib package of a code block)", quick)
+
+
+def _adamw_lr(out: Path, task: str) -> float:
+    """The lr `task` chose for AdamW (its seed-1 runs use it), or ABLATION_LR if that task has not run."""
+    path = out / task / "results.json"
     if path.is_file():
-        chosen = [r["lr"] for r in json.loads(path.read_text()) if r["label"] == label and r["seed"] == 1]
+        chosen = [r["lr"] for r in json.loads(path.read_text()) if r["label"] == "adamw" and r["seed"] == 1]
         if chosen:
             return chosen[0]
     return ABLATION_LR
@@ -256,14 +403,17 @@ def _pretrain_lr(out: Path, label: str) -> float:
 
 def ablation(out: Path, scale: str, quick: bool) -> str:
     texts = []
-    for i, (title, (lr_from, configs)) in enumerate(ABLATIONS.items()):
-        bench = Bench(HERE / "pretrain.yaml", out / f"ablation_{i}", _overrides(scale, quick))
-        chosen = bench.fixed_lr(configs, _pretrain_lr(out, lr_from), 1 if quick else SEEDS)
-        texts.append(bench.report(f"Ablation: {title}", chosen, configs[0].label))
+    for i, (title, (task, configs)) in enumerate(ABLATIONS.items()):
+        if task == "pretrain":
+            bench = Bench(HERE / "pretrain.yaml", out / f"ablation_{i}", _overrides(scale, quick))
+        else:
+            bench = finetune_bench(out, scale, quick, "lora", f"ablation_{i}")
+        chosen = bench.fixed_lr(configs, _adamw_lr(out, task), 1 if quick else SEEDS)
+        texts.append(bench.report(f"Ablation: {title} ({task})", {"runs": (chosen, configs[0].label)}))
     return "\n".join(texts)
 
 
-TASKS = {"pretrain": pretrain, "finetune": finetune, "ablation": ablation}
+TASKS = {"pretrain": pretrain, "finetune": finetune, "classify": classify_task, "ablation": ablation}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,18 @@ def _run_logger(path: Path, append: bool) -> Any:
     return RunLog()
 
 
-def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None, callbacks: Sequence[Any] = ()) -> RunRecord:
-    """Train `recipe` into `run_dir` (data and tokenizer from `prepared` when several runs share them; extra
-    Trainer `callbacks`, e.g. measurements, next to the run's own logger)."""
+def train(
+    recipe: Recipe,
+    run_dir: Path,
+    prepared: Prepared | None = None,
+    *,
+    callbacks: Sequence[Any] = (),
+    model: Any = None,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+) -> RunRecord:
+    """Train `recipe` into `run_dir`. `prepared`: data and tokenizer shared by several runs; `callbacks`: extra
+    Trainer callbacks (e.g. measurements); `model`: a model built by the caller (default: the recipe's);
+    `trainer_kwargs`: extra Trainer arguments (e.g. ``optimizer_cls_and_kwargs``, ``compute_metrics``)."""
     from transformers import Trainer, default_data_collator, set_seed
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,14 +102,16 @@ def train(recipe: Recipe, run_dir: Path, prepared: Prepared | None = None, callb
         (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     prepared = prepared or prepare(recipe, run_dir)
     set_seed(args.seed)  # before the model: a config-built model's weights come from this seed
+    log = _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint))
     trainer = Trainer(
-        model=build_model(recipe, prepared.tokenizer),
+        model=model if model is not None else build_model(recipe, prepared.tokenizer),
         args=args,
         train_dataset=prepared.train,
         eval_dataset=prepared.eval,
         data_collator=default_data_collator,
         processing_class=prepared.tokenizer,
-        callbacks=[log := _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint)), *callbacks],
+        callbacks=[log, *callbacks],
+        **(trainer_kwargs or {}),
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
