@@ -2,7 +2,8 @@
 
 Muon          p = 0, Polar Express 5 steps in bf16 (the classic Muon cost), momentum first
 MuonP         constant p (default 0.5), exact TNS / eigh shaping
-DynMuon       p scheduled by DynMuon's logistic schedule (default preset "dynmuon": 1.0 → −0.25, τ = w = 0.04)
+DynMuon       p scheduled positive → mildly negative (default preset "dynmuon": logistic 0.1 → −0.1, τ = w = 0.04;
+              the paper's 1.0 → −0.25 is preset "dynmuon_paper")
 SpectralAdam  Adam's m̂/(√v̂ + ε) shaped with power p (default 0.5)
 """
 

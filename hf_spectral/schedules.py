@@ -5,8 +5,9 @@
     cosine     p(t) = end + (start − end)·(1 + cos πt)/2
     logistic   p(t) = end + (start − end) / (1 + exp((t − τ)/w))          (DynMuon)
 
-DynMuon's published default is logistic 1.0 → −0.25 with τ = w = 0.04 (preset ``"dynmuon"``); the record-setting
-variant starts at 0.25 (preset ``"dynmuon_record"``). Every schedule is monotone in t, so its range over training
+Presets: ``"dynmuon"`` (our default, logistic 0.1 → −0.1, τ = w = 0.04: chosen on the quality suite, see
+docs/benchmarks.md), ``"dynmuon_paper"`` (the DynMuon paper's default, 1.0 → −0.25) and ``"dynmuon_record"``
+(its record-setting variant, 0.25 → −0.25). Every schedule is monotone in t, so its range over training
 is the interval between p(0) and p(1).
 
 Schedules are stored in optimizer param groups as plain dicts (``{"schedule": "constant", "value": 0.5}``,
@@ -101,7 +102,7 @@ class Logistic(Schedule):
 
 SCHEDULES: dict[str, type[Schedule]] = {cls.kind: cls for cls in (Constant, Linear, Cosine, Logistic)}
 PRESETS: dict[str, Schedule] = {
-    "dynmuon": Logistic(start=1.0, end=-0.25, tau=0.04, width=0.04),
+    "dynmuon": Logistic(start=0.1, end=-0.1, tau=0.04, width=0.04),
     "dynmuon_paper": Logistic(start=1.0, end=-0.25, tau=0.04, width=0.04),
     "dynmuon_record": Logistic(start=0.25, end=-0.25, tau=0.04, width=0.04),
 }

@@ -231,9 +231,11 @@ def test_dynmuon_schedule_follows_step_count():
     (W,) = _params([(16, 16)], seed=12)
     opt = DynMuon([W], total_steps=100)
     schedule_p = [opt.p_at(opt.param_groups[0], k) for k in range(100)]
-    assert schedule_p[0] == pytest.approx(-0.25 + 1.25 / (1 + torch.e ** (-1)))
-    assert schedule_p[4] == pytest.approx(0.375)  # t = τ: halfway between 1.0 and −0.25
-    assert schedule_p[-1] == pytest.approx(-0.25, abs=1e-3)
+    assert schedule_p[0] == pytest.approx(-0.1 + 0.2 / (1 + torch.e ** (-1)))
+    assert schedule_p[4] == pytest.approx(0.0)  # t = τ: halfway between 0.1 and −0.1
+    assert schedule_p[-1] == pytest.approx(-0.1, abs=1e-3)
+    paper = DynMuon([W], total_steps=100, p="dynmuon_paper")
+    assert paper.p_at(paper.param_groups[0], 4) == pytest.approx(0.375)  # halfway between 1.0 and −0.25
     seen = []
     for k in range(6):
         _grads([W], k)

@@ -28,7 +28,7 @@ class OptimizerName:
 OPTIMIZER_NAMES: dict[str, OptimizerName] = {
     "muon": OptimizerName(Muon, "Muon: p = 0, Polar Express in bf16, momentum first"),
     "muonp": OptimizerName(MuonP, "Muon^p: constant p (default 0.5), exact TNS / eigh shaping"),
-    "dynmuon": OptimizerName(DynMuon, "DynMuon: p scheduled 1.0 → −0.25 (logistic, τ = w = 0.04)"),
+    "dynmuon": OptimizerName(DynMuon, "DynMuon: p scheduled 0.1 → −0.1 (logistic, τ = w = 0.04)"),
     "spectral_adam": OptimizerName(SpectralAdam, "Adam's m̂/(√v̂+ε) shaped with power p (default 0.5)"),
     "spectral": OptimizerName(SpectralOptimizer, "SpectralOptimizer with every default (p = 0, TNS); set all by keys"),
 }
