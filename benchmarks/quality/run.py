@@ -71,7 +71,8 @@ OPTIMIZERS = (
     Config("spectral_adam", "spectral_adam"),
     *PEERS,
 )
-ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr of its task
+ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr of its task (a short task: of the
+    # full-length one)
     "update size (Muon): AdamW's RMS at each step vs a constant 0.2": (
         "pretrain",
         (Config("rms_adamw", "muon"), Config("rms_0.2", "muon", {"rms": 0.2})),
@@ -91,6 +92,24 @@ ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr o
             Config("lora_rms_scale_2", "muon"),
             Config("lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
             Config("lora_rms_scale_3", "muon", {"lora_rms_scale": 3.0}),
+        ),
+    ),
+    "a short LoRA fine-tune (20 steps, no warm-up), drop-in": (
+        "finetune_lora_short",
+        (
+            Config("adamw", "adamw"),
+            Config("muon", "muon"),
+            Config("muon_moonlight", "muon", {"rms": 0.2, "lora_rms_scale": 1.0, "nu": "none"}),
+            Config("dynmuon", "dynmuon"),
+        ),
+    ),
+    "a short full fine-tune (20 steps, no warm-up), drop-in": (
+        "finetune_full_short",
+        (
+            Config("adamw", "adamw"),
+            Config("muon", "muon"),
+            Config("muon_moonlight", "muon", {"rms": 0.2, "nu": "none"}),
+            Config("dynmuon", "dynmuon"),
         ),
     ),
     "momentum order (DynMuon default)": (
@@ -401,15 +420,29 @@ def _adamw_lr(out: Path, task: str) -> float:
     return ABLATION_LR
 
 
+SHORT = {"training.max_steps": 20, "training.warmup_steps": 0, "training.eval_steps": 10,
+         "training.lr_scheduler_type": "linear"}  # fmt: skip
+"""A short fine-tune as users run them (TRL's defaults: linear decay, no warm-up)."""
+
+
+def ablation_bench(out: Path, scale: str, quick: bool, task: str, directory: str) -> Bench:
+    if task == "pretrain":
+        return Bench(HERE / "pretrain.yaml", out / directory, _overrides(scale, quick))
+    kind = "lora" if task.startswith("finetune_lora") else "full"
+    bench = finetune_bench(out, scale, quick, kind, directory)
+    if task.endswith("_short"):
+        overrides = {**_finetune_overrides(out, scale, quick), **(LORA if kind == "lora" else {}), **SHORT}
+        bench = Bench(HERE / "finetune.yaml", out / directory, overrides, prepared=bench.prepared)
+    return bench
+
+
 def ablation(out: Path, scale: str, quick: bool) -> str:
     texts = []
     for i, (title, (task, configs)) in enumerate(ABLATIONS.items()):
-        if task == "pretrain":
-            bench = Bench(HERE / "pretrain.yaml", out / f"ablation_{i}", _overrides(scale, quick))
-        else:
-            bench = finetune_bench(out, scale, quick, "lora", f"ablation_{i}")
-        chosen = bench.fixed_lr(configs, _adamw_lr(out, task), 1 if quick else SEEDS)
-        texts.append(bench.report(f"Ablation: {title} ({task})", {"runs": (chosen, configs[0].label)}))
+        bench = ablation_bench(out, scale, quick, task, f"ablation_{i}")
+        lr = _adamw_lr(out, task.removesuffix("_short"))
+        chosen = bench.fixed_lr(configs, lr, 1 if quick else SEEDS)
+        texts.append(bench.report(f"Ablation: {title} ({task}, lr {lr:g})", {"runs": (chosen, configs[0].label)}))
     return "\n".join(texts)
 
 

@@ -56,7 +56,8 @@ def schedules_figure(path: Path) -> None:
     fig, (full, zoom) = _figure(11.0)
     t = torch.linspace(0.0, 1.0, 1001).tolist()
     curves = {
-        "dynmuon (logistic 1 → −0.25, τ = w = 0.04)": PRESETS["dynmuon"],
+        "dynmuon (default: logistic 0.1 → −0.1, τ = w = 0.04)": PRESETS["dynmuon"],
+        "dynmuon_paper (logistic 1 → −0.25)": PRESETS["dynmuon_paper"],
         "dynmuon_record (logistic 0.25 → −0.25)": PRESETS["dynmuon_record"],
         "linear 1 → 0": Linear(1.0, 0.0),
         "cosine 0.5 → 0": Cosine(0.5, 0.0),
@@ -64,7 +65,7 @@ def schedules_figure(path: Path) -> None:
     for i, (label, schedule) in enumerate(curves.items()):
         values = [schedule(x) for x in t]
         for ax in (full, zoom):
-            ax.plot(t, values, color=f"C{i}", label=label, ls="-" if i < 2 else "--")
+            ax.plot(t, values, color=f"C{i}", label=label, ls="-" if i < 3 else "--")
     full.axhline(0.0, color="0.5", lw=0.8)
     zoom.axhline(0.0, color="0.5", lw=0.8)
     full.set(title="p(t), t = step / total steps", xlabel="t", ylabel="p")
