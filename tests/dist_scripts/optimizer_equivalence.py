@@ -6,10 +6,10 @@ shard unevenly over 2 ranks; optional PEFT LoRA. Writes a JSON report per rank t
 
 import json
 import os
-import sys
 
 import torch
 import torch.distributed as dist
+from teardown import finish
 from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -100,10 +100,8 @@ def main():
     report = [run(kind, optim, lora, batches, rank, world) for kind, optim, lora in cases]
     with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(report, f, indent=1)
-    dist.barrier()  # neither rank tears the group down while the other still uses it
-    dist.destroy_process_group()
-    return 0
+    finish(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

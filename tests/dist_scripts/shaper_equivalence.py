@@ -6,10 +6,10 @@ Writes a JSON report per rank to $OUT_DIR."""
 
 import json
 import os
-import sys
 
 import torch
 import torch.distributed as dist
+from teardown import finish
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
@@ -86,10 +86,8 @@ def main():
     report["fsdp1_errors"] = fsdp1_errors()
     with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(report, f)
-    dist.barrier()  # neither rank tears the group down while the other still uses it
-    dist.destroy_process_group()
-    return 0
+    finish(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
