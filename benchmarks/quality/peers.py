@@ -23,15 +23,20 @@ from hf_spectral.integrations.trainer import trainer_param_groups
 
 class Paired(torch.optim.Optimizer):
     """A peer's Muon on the spectral matrices and torch AdamW on the rest, stepped together. ``param_groups`` are
-    the two optimizers' own group dicts, so the Trainer's LR schedule reaches both."""
+    the two optimizers' own group dicts, so the Trainer's LR schedule reaches both (tests/test_quality_peers.py)."""
 
     def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer | None) -> None:
         self.parts = [o for o in (muon, adamw) if o is not None]
         self.defaults = {}
         self.state = {}
-        self.param_groups = [g for o in self.parts for g in o.param_groups]
         self._optimizer_step_pre_hooks = {}
         self._optimizer_step_post_hooks = {}
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The parts' current group dicts (read each time: load_state_dict, which accelerate calls when it wraps
+        the optimizer, gives each part new dicts, and the LR schedule must reach those)."""
+        return [g for o in self.parts for g in o.param_groups]
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
