@@ -4,6 +4,7 @@
     python benchmarks/quality/run.py finetune   [--scale cpu|gpu] [--quick]   # task (b): full and LoRA
     python benchmarks/quality/run.py classify   [--scale cpu|gpu] [--quick]   # task (c): sequence classification
     python benchmarks/quality/run.py ablation   [--scale cpu|gpu] [--quick]   # defaults, order, exactness
+    python benchmarks/quality/run.py overview                                  # one table over the tasks run
     python benchmarks/quality/run.py all
 
 Protocol (identical for every optimizer, every configuration that runs is reported):
@@ -473,7 +474,52 @@ def ablation(out: Path, scale: str, quick: bool) -> str:
     return "\n".join(texts)
 
 
-TASKS = {"pretrain": pretrain, "finetune": finetune, "classify": classify_task, "ablation": ablation}
+OVERVIEW_TASKS = {"pretrain": "pre-training (a)", "finetune_full": "full fine-tune (b)",
+                  "finetune_lora": "LoRA fine-tune (b)", "classify": "classification (c)"}  # fmt: skip
+
+
+def overview(out: Path, scale: str, quick: bool) -> str:
+    """One table over the tasks that have run, from their results.json: each optimizer's final eval loss (mean ± sd
+    over seeds) at AdamW's chosen lr (drop-in) and at its own best lr, as the difference to AdamW's."""
+    lines = ["| optimizer | " + " | ".join(OVERVIEW_TASKS.values()) + " |", "|---|" + "---|" * len(OVERVIEW_TASKS)]
+    cells: dict[str, list[str]] = {}
+    for task in OVERVIEW_TASKS:
+        path = out / task / "results.json"
+        runs = json.loads(path.read_text()) if path.is_file() else []
+        by_label: dict[str, dict[float, dict[int, float]]] = {}
+        for r in runs:
+            by_label.setdefault(r["label"], {}).setdefault(r["lr"], {})[r["seed"]] = r["final_eval_loss"]
+        for label in [c.label for c in OPTIMIZERS]:
+            cells.setdefault(label, []).append(_overview_cell(by_label, label) if "adamw" in by_label else "—")
+    lines += [f"| {label} | " + " | ".join(row) + " |" for label, row in cells.items()]
+    text = ("Final eval loss − AdamW's, mean ± sd over seeds: at AdamW's chosen lr (drop-in) / at the optimizer's "
+            "own best lr. AdamW's row: its loss.\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overview.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def _overview_cell(by_label: dict[str, dict[float, dict[int, float]]], label: str) -> str:
+    def best_lr(name: str) -> float:
+        return min(by_label[name], key=lambda lr: by_label[name][lr].get(0, math.inf))
+
+    def stats(name: str, lr: float) -> tuple[float, float]:
+        values = list(by_label[name][lr].values())
+        return statistics.fmean(values), _sd(values)
+
+    if label not in by_label:
+        return "—"
+    adamw_lr = best_lr("adamw")
+    adamw_mean, adamw_sd = stats("adamw", adamw_lr)
+    if label == "adamw":
+        return f"{adamw_mean:.3f} ± {adamw_sd:.3f} (lr {adamw_lr:g})"
+    drop_in = f"{stats(label, adamw_lr)[0] - adamw_mean:+.3f} ± {stats(label, adamw_lr)[1]:.3f}"
+    own_lr = best_lr(label)
+    return f"{drop_in} / {stats(label, own_lr)[0] - adamw_mean:+.3f} (lr {own_lr:g})"
+
+
+TASKS = {"pretrain": pretrain, "finetune": finetune, "classify": classify_task, "ablation": ablation,
+         "overview": overview}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
