@@ -12,6 +12,7 @@ against the float64 SVD target on a power-law spectrum (κ = 1e4) — a stand-in
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -24,6 +25,15 @@ from timing import best_time, describe_device
 
 from hf_spectral import polar_express, shape_svd, spectral_power
 from hf_spectral.shaping import EIGH_MAX_SIDE
+
+_TAKES_USE_ADDMM = "use_addmm" in inspect.signature(_zeropower_via_newtonschulz).parameters
+
+
+def torch_newton_schulz(M: torch.Tensor) -> torch.Tensor:
+    """torch.optim.Muon's orthogonalisation of one matrix as its step calls it with its defaults (Keller Jordan's
+    NS5 in bf16, eps 1e-7). Some torch versions take a `use_addmm` flag (Muon's default: False), others do not."""
+    extra = (False,) if _TAKES_USE_ADDMM else ()
+    return _zeropower_via_newtonschulz(M, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, 1e-7, *extra)
 
 
 def power_law(m: int, n: int, kappa: float, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -60,9 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         M = power_law(m, n, 1e4, device)
         small = M.numel() <= args.reference_max_elements
         refs = {p: shape_svd(M.cpu(), p) if small else None for p in [0.0, *ps]}
-        t_muon = best_time(
-            lambda M=M: _zeropower_via_newtonschulz(M, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, 1e-7), device, args.repeats
-        )
+        t_muon = best_time(lambda M=M: torch_newton_schulz(M), device, args.repeats)
         for precision in args.precisions.split(","):
             rows = [("PE-5 (ours)", 0.0, lambda M=M, pr=precision: polar_express(M, precision=pr))]
             for p in ps:
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                 t_pe = t_pe or t
                 err = rel_err(fn(), refs[p])
                 print(f"| {m}×{n} | {precision} | {name} | {1e3 * t:.2f} | {t / t_pe:.2f} | {t / t_muon:.2f} | {err} |")
-        err_muon = rel_err(_zeropower_via_newtonschulz(M, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, 1e-7), refs[0.0])
+        err_muon = rel_err(torch_newton_schulz(M), refs[0.0])
         print(f"| {m}×{n} | bf16 | torch.optim.Muon NS5 | {1e3 * t_muon:.2f} | - | 1.00 | {err_muon} |")
 
 

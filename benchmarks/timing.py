@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,30 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
         synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def median_time(fn: Callable[[], object], device: torch.device, repeats: int = 10, warmup: int = 3) -> float:
+    """Median seconds of fn() over `repeats` calls after `warmup` untimed ones. On CUDA each call is bracketed by
+    CUDA events and the calls are queued back to back (one synchronisation at the end); elsewhere, wall clock."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    if device.type != "cuda":
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+    events = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        events.append((start, end))
+    synchronize(device)
+    return statistics.median(start.elapsed_time(end) / 1e3 for start, end in events)
 
 
 def describe_device(device: torch.device) -> str:
