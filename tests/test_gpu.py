@@ -11,7 +11,7 @@ from spectra import P_VALUES, SPECTRA, WELL_CONDITIONED, bf16_floor, make_matrix
 from torch import nn
 
 from hf_spectral import SpectralOptimizer, polar_express, shape_svd, spectral_power
-from hf_spectral.shaping.quintic import bf16_matmul
+from hf_spectral.shaping import quintic
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -32,13 +32,19 @@ def tns(M: torch.Tensor, p: float, precision: str, **kwargs) -> torch.Tensor:
     return Y.cpu()
 
 
+def test_mixed_has_a_bf16_gemm_with_float32_output():
+    """On CUDA `mixed` is one bf16 GEMM writing float32 (torch.bmm(..., out_dtype=float32)); without that overload
+    it falls back to float32 GEMMs of bf16-rounded operands: right, but no faster than fp32."""
+    assert quintic._HAS_OUT_DTYPE, f"torch {torch.__version__} has no aten.bmm.dtype overload"
+
+
 def test_bf16_matmul_accumulates_in_float32():
     """`mixed`'s GEMM: bf16 operands, float32 accumulation — as exact as a float64 product of the same operands up to
     float32 round-off (a bf16 result is already ~2e-3 off)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 64, 4096, generator=g).bfloat16()
     y = torch.randn(2, 4096, 128, generator=g).bfloat16()
-    out = bf16_matmul(x.to(DEVICE), y.to(DEVICE))
+    out = quintic.bf16_matmul(x.to(DEVICE), y.to(DEVICE))
     assert out.dtype == torch.float32
     assert relative_error(out.cpu(), x.double() @ y.double()) < 1e-5
 
@@ -95,7 +101,8 @@ def test_stacked_matches_one_at_a_time_and_reference(shape, precision):
         Y = tns(M, p, precision)
         assert Y.shape == M.shape
         singles = torch.stack([tns(m, p, precision) for m in flat]).reshape(shape)
-        assert relative_error(Y, singles) <= (2e-2 if precision == "bf16" else 1e-3), f"p={p}"
+        # batched and single GEMMs may round differently; a batching bug would be O(1) off
+        assert relative_error(Y, singles) <= {"fp32": 1e-3, "mixed": 1e-2, "bf16": 3e-2}[precision], f"p={p}"
         for y, m in zip(Y.reshape(flat.shape), flat, strict=True):
             bound = 2e-2 if precision == "fp32" else floor_bound(m, p)
             assert relative_error(y, shape_svd(m, p, EPS)) <= bound, f"p={p}"
@@ -170,7 +177,7 @@ def test_dtensor_step_matches_plain_step_and_svd_reference(one_rank_mesh, p):
 
     plain, sharded = step(False), step(True)
     for w, a, b, grad in zip(weights, plain, sharded, grads, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+        update = (w - a) / lr
+        assert relative_error((w - b) / lr, update) <= 1e-3  # the same shaping, up to GEMM round-off
         target = shape_svd(grad, p, EPS)
-        target = target / target.pow(2).mean().sqrt()
-        assert relative_error((w - a) / lr, target) <= 2e-2
+        assert relative_error(update, target / target.pow(2).mean().sqrt()) <= 2e-2

@@ -103,7 +103,9 @@ def test_trainer_rows(tiny):
     assert [(r["mode"], r["optim"]) for r in table] == [
         (mode, optim) for mode in ("full", "lora") for optim in ("adamw_torch", "muon", "dynmuon")
     ]
+    classes = {"adamw_torch": "AdamW", "muon": "Muon", "dynmuon": "DynMuon"}
     for row in table:
+        assert row["optimizer_class"] == classes[row["optim"]], row
         assert finite_positive(row["step_ms"]) and finite_positive(row["optimizer_ms"]), row
         assert 0 < row["optimizer_share"] < 1 and row["optimizer_ms"] < row["step_ms"] * 1.5, row
     full, lora = table[0]["trainable"], table[3]["trainable"]

@@ -81,6 +81,11 @@ def quiet_trainer(model: torch.nn.Module, args: TrainingArguments, train: BlockD
     return trainer
 
 
+def optimizer_class(trainer: Trainer) -> str:
+    """Class name of the optimizer the Trainer built (under accelerate's wrapper)."""
+    return type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__
+
+
 def lora(model: torch.nn.Module, r: int) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
@@ -103,9 +108,9 @@ def run_trainer(section: Section, sizes: Sizes, device: torch.device, corpus: To
     )
     table = section.table(
         "Trainer end to end",
-        [("mode", "mode"), ("optim", "--optim"), ("step_ms", "step (ms)"), ("optimizer_ms", "optimizer (ms)"),
-         ("optimizer_share", "optimizer share"), ("tokens_per_s", "tokens/s"), ("peak_gib", "peak (GiB)"),
-         ("trainable", "trainable params")],
+        [("mode", "mode"), ("optim", "--optim"), ("optimizer_class", "optimizer"), ("step_ms", "step (ms)"),
+         ("optimizer_ms", "optimizer (ms)"), ("optimizer_share", "optimizer share"), ("tokens_per_s", "tokens/s"),
+         ("peak_gib", "peak (GiB)"), ("trainable", "trainable params")],
     )  # fmt: skip
     for mode in ("full", "lora"):
         for optim in OPTIMS:
@@ -119,15 +124,16 @@ def run_trainer(section: Section, sizes: Sizes, device: torch.device, corpus: To
             timer = StepTimer(device)
             with tempfile.TemporaryDirectory() as out:
                 args = training_args(out, device, optim, steps, sizes.micro_batch, TRAINER_LR, logging_steps=10**6)
-                quiet_trainer(model, args, BlockDataset(blocks), [timer]).train()
+                trainer = quiet_trainer(model, args, BlockDataset(blocks), [timer])
+                trainer.train()
             result = timer.summary(sizes.trainer_warmup_steps)
             section.add(
-                table, mode=mode, optim=optim, **result,
+                table, mode=mode, optim=optim, optimizer_class=optimizer_class(trainer), **result,
                 tokens_per_s=sizes.micro_batch * sizes.seq_len / (result["step_ms"] / 1e3),
                 peak_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
                 trainable=parameter_count(model, trainable_only=True),
             )  # fmt: skip
-            del model
+            del model, trainer
             release_memory()
 
 
