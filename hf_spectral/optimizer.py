@@ -18,8 +18,10 @@ optimizer's step count and ``total_steps``; everything needed to resume (moments
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,12 +29,20 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.adamw import adamw as adamw_functional
 
-from .distributed.sharding import is_dtensor, shard_spec
+from .distributed.sharding import ShardSpec, is_dtensor, shard_spec
 from .hyperparams import ADAMW_DEFAULTS, LORA_RMS_SCALE, NU_DEFAULT, SPECTRAL_DEFAULTS, validate_group
 from .schedules import PSpec, as_schedule
 from .shaper import Shaper
+from .shaping import check_shaping_arguments
 from .stats import UpdateStats
-from .updates import MatrixLayout, ShapingSettings, adam_direction, adamw_update_rms, momentum_direction
+from .updates import (
+    MatrixLayout,
+    ShapingSettings,
+    adam_direction,
+    adamw_update_rms,
+    momentum_direction,
+    resolve_precision,
+)
 
 NONFINITE = ("raise", "skip")
 STATS_SVD_TENSORS = 8
@@ -132,7 +142,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
             adamw["weight_decay"] = adamw_weight_decay
         self._algorithm_defaults = {"spectral": spectral, "adamw": adamw}
         self._initial_total_steps = _check_total_steps(total_steps)
-        super().__init__(_as_param_groups(params), {"lr": lr, "weight_decay": weight_decay})
+        # "betas" in the defaults is what torch's OneCycleLR / CyclicLR look for to cycle momentum: they then cycle
+        # betas[0] of every group (AdamW's β₁; the β₁ of base="adam" and of rms="adamw" in spectral groups).
+        super().__init__(_as_param_groups(params), {"lr": lr, "weight_decay": weight_decay, "betas": tuple(betas)})
 
     # ----------------------------------------------------------------------------------------------- groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -153,6 +165,34 @@ class SpectralOptimizer(torch.optim.Optimizer):
             for t in group["params"]:
                 _check_matrix_param(t, group)
         super().add_param_group(group)
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict plus ``skipped_steps`` (the count of steps skipped for non-finite gradients)."""
+        state = super().state_dict()
+        state["skipped_steps"] = self.skipped_steps
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict. As in torch.optim, the loaded param groups win: their ``total_steps`` (and every other
+        hyper-parameter) replace the constructor's, with a warning when a ``total_steps`` already set differs;
+        call :meth:`set_total_steps` after loading to change it. ``skipped_steps`` is restored when present."""
+        state_dict = dict(state_dict)
+        skipped = state_dict.pop("skipped_steps", None)
+        before = [group["total_steps"] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        after = [group["total_steps"] for group in self.param_groups]
+        changed = sorted({(b, a) for b, a in zip(before, after, strict=True) if b is not None and b != a}, key=str)
+        for old, new in changed:
+            warnings.warn(
+                f"SpectralOptimizer.load_state_dict: the checkpoint's total_steps={new} replaces total_steps={old} "
+                "(loaded param groups win, as for every hyper-parameter in torch.optim); call "
+                f"optimizer.set_total_steps({old}) after loading to keep {old}",
+                stacklevel=2,
+            )
+        if after:
+            self._initial_total_steps = after[0]
+        if skipped is not None:
+            self.skipped_steps = int(skipped)
 
     def set_total_steps(self, total_steps: int) -> None:
         """Set the number of optimizer steps training will take (the denominator of the schedule's progress)."""
@@ -197,12 +237,18 @@ class SpectralOptimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------------------------------------- step
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One optimisation step over all groups (skipped entirely, or raising, on a NaN/Inf gradient)."""
+        """One optimisation step over all groups. Atomic: everything that can be checked (gradients' layout and
+        dtype, p and the shaping arguments, NaN/Inf) is checked before any parameter or state changes, so a step
+        that raises leaves the optimizer as it was. A step without any gradient changes nothing (the p schedule
+        does not advance)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self._found_nonfinite():
+        plans = [self._plan_group(i, group) for i, group in enumerate(self.param_groups)]
+        if not any(plan.params for plan in plans):
+            return loss
+        if self._found_nonfinite([t for plan in plans for t in plan.params]):
             if self.nonfinite == "raise":
                 raise NonFiniteGradientError(
                     "SpectralOptimizer: a gradient contains NaN or Inf; no parameter or optimizer state was changed. "
@@ -211,15 +257,49 @@ class SpectralOptimizer(torch.optim.Optimizer):
             self.skipped_steps += 1
             return loss
         stats = self._stats_for_this_step()
-        for group in self.param_groups:
-            if group["algorithm"] == "adamw":
-                self._adamw_step(group)
-            else:
-                self._spectral_step(group, stats)
-            group["step"] += 1
+        for plan in plans:
+            if plan.params and plan.settings is None:
+                self._adamw_step(plan.group, plan.params)
+            elif plan.params:
+                self._spectral_step(plan, stats)
+            plan.group["step"] += 1
         if stats is not None:
             self.last_stats.update(stats.summary())
         return loss
+
+    def _plan_group(self, index: int, group: dict[str, Any]) -> _GroupPlan:
+        """The parameters with a gradient and, for a spectral group, the shaping settings of this step; raises
+        (changing nothing) on a sparse or complex gradient, a parameter that is no matrix, a p that cannot be
+        computed (no ``total_steps`` for a schedule) or shaping arguments ``spectral_power`` would refuse."""
+        params = [t for t in group["params"] if t.grad is not None]
+        for t in params:
+            if t.grad.is_sparse:
+                raise RuntimeError(
+                    f"SpectralOptimizer: parameter {_param_name(t, group, index)} has a sparse gradient; "
+                    "SpectralOptimizer (like torch.optim.AdamW) needs dense gradients (e.g. nn.Embedding(sparse=False))"
+                )
+        if group["algorithm"] == "adamw" or not params:
+            return _GroupPlan(group, params)
+        for t in params:
+            _check_matrix_param(t, group, index)
+        layouts = [_layout(t, group) for t in params]
+        settings = ShapingSettings(
+            p=self._p_for_step(group),
+            eps=group["eps"],
+            method=group["method"],
+            precision=group["precision"],
+            ns_steps=group["ns_steps"],
+            scale=group["scale"],
+            rms=_target_rms(group),
+        )
+        device = params[0].device
+        shapes = {s for layout in layouts for s in layout.block_shapes()}
+        for shape in shapes:
+            check_shaping_arguments(
+                shape, settings.p, eps=settings.eps, method=settings.method,
+                precision=resolve_precision(settings.precision, device), steps=settings.ns_steps,
+            )  # fmt: skip
+        return _GroupPlan(group, params, settings, layouts, [shard_spec(t) for t in params])
 
     def _stats_for_this_step(self) -> UpdateStats | None:
         step = self.param_groups[0]["step"] + 1 if self.param_groups else 0
@@ -229,14 +309,20 @@ class SpectralOptimizer(torch.optim.Optimizer):
         self._collect_stats = False
         return UpdateStats(svd_tensors=STATS_SVD_TENSORS if svd_due else 0)
 
-    def _found_nonfinite(self) -> bool:
-        """Any NaN/Inf in any gradient, agreed by every rank when parameters are sharded (one sync per step)."""
-        params = [t for g in self.param_groups for t in g["params"] if t.grad is not None]
-        if not params:
-            return False
-        norms = torch._foreach_norm([_local(t.grad) for t in params])
-        device = norms[0].device
-        bad = (~torch.isfinite(torch.stack([n.float().to(device) for n in norms]))).any().float()
+    def _found_nonfinite(self, params: list[Tensor]) -> bool:
+        """Any NaN/Inf entry in any gradient, agreed by every rank when parameters are sharded (one sync per step).
+
+        Tested by finiteness, not through a norm: max |g| is finite for every finite gradient (a 2-norm of entries
+        around 1e20 overflows float32 and would raise a false alarm), and NaN propagates through the max."""
+        grads = [_local(t.grad) for t in params]
+        grads = [g for g in grads if g.numel()]  # an FSDP2 rank may hold no rows of a matrix
+        device = params[0].device if params else torch.device("cpu")
+        if grads:
+            maxima = torch._foreach_norm(grads, ord=float("inf"))
+            device = maxima[0].device
+            bad = (~torch.isfinite(torch.stack([m.float().to(device) for m in maxima]))).any().float()
+        else:
+            bad = torch.zeros((), device=device)
         if dist.is_available() and dist.is_initialized() and any(is_dtensor(t) for t in params):
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # ranks see different shards: all must skip or none
         return bool(bad)
@@ -251,10 +337,8 @@ class SpectralOptimizer(torch.optim.Optimizer):
         """Shape every replicated matrix on every rank again (the default)."""
         self.shaper.replica_group = None
 
-    def _spectral_step(self, group: dict[str, Any], stats: UpdateStats | None = None) -> None:
-        params = [t for t in group["params"] if t.grad is not None]
-        if not params:
-            return
+    def _spectral_step(self, plan: _GroupPlan, stats: UpdateStats | None = None) -> None:
+        group, params = plan.group, plan.params
         base, order = group["base"], group["order"]
         directions = []
         for t in params:
@@ -279,17 +363,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 directions.append(momentum_direction(grad, buf, group["momentum"], _nu(group)))
             else:
                 directions.append(grad)
-        settings = ShapingSettings(
-            p=self._p_for_step(group),
-            eps=group["eps"],
-            method=group["method"],
-            precision=group["precision"],
-            ns_steps=group["ns_steps"],
-            scale=group["scale"],
-            rms=_target_rms(group),
-        )
-        layouts = [_layout(t, group) for t in params]
-        updates = self.shaper(directions, layouts, [shard_spec(t) for t in params], settings, stats)
+        updates = self.shaper(directions, plan.layouts, plan.shards, plan.settings, stats)
         if base == "momentum" and order == "shape_first":
             for i, t in enumerate(params):
                 state = self.state[t]
@@ -304,11 +378,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 weight.mul_(1.0 - lr * wd)
             weight.add_(update, alpha=-lr)
 
-    def _adamw_step(self, group: dict[str, Any]) -> None:
+    def _adamw_step(self, group: dict[str, Any], with_grad: list[Tensor]) -> None:
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-        for t in group["params"]:
-            if t.grad is None:
-                continue
+        for t in with_grad:
             state = self.state[t]
             if not state:
                 state["step"] = torch.tensor(0.0, dtype=torch.float32)
@@ -319,14 +391,24 @@ class SpectralOptimizer(torch.optim.Optimizer):
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
-        if not params:
-            return
         beta1, beta2 = group["betas"]
         adamw_functional(
             params, grads, exp_avgs, exp_avg_sqs, [], steps,
             amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
             eps=group["eps"], maximize=False,
         )  # fmt: skip
+
+
+@dataclass
+class _GroupPlan:
+    """What one step will do to one group, settled before anything changes: the parameters with a gradient and,
+    for a spectral group, the shaping settings, matrix layouts and shard specs."""
+
+    group: dict[str, Any]
+    params: list[Tensor]
+    settings: ShapingSettings | None = None
+    layouts: list[MatrixLayout] = field(default_factory=list)
+    shards: list[ShardSpec | None] = field(default_factory=list)
 
 
 def _nu(group: Mapping[str, Any]) -> float:
@@ -362,29 +444,39 @@ def _layout(t: Tensor, group: Mapping[str, Any]) -> MatrixLayout:
     return MatrixLayout(tuple(t.shape), group.get("split_rows"), group.get("split_cols"))
 
 
-def _check_matrix_param(t: Tensor, group: Mapping[str, Any]) -> None:
-    """Spectral parameters must be matrices (or conv kernels viewed as matrices); split specs must tile them."""
-    name = _param_name(t, group)
+def _check_matrix_param(t: Tensor, group: Mapping[str, Any], index: int | None = None) -> None:
+    """Spectral parameters must be real floating-point matrices (or conv kernels viewed as matrices); split specs
+    must tile them."""
+    if not t.is_floating_point():
+        raise TypeError(
+            f"SpectralOptimizer: spectral parameter {_param_name(t, group, index)} has dtype {t.dtype}; spectral "
+            "shaping needs a real floating-point matrix (route complex parameters to algorithm='adamw')"
+        )
     if t.ndim < 2:
         raise ValueError(
-            f"SpectralOptimizer: spectral parameter {name} has shape {tuple(t.shape)}; spectral shaping needs a matrix "
-            "(ndim >= 2). If it was flattened by FSDP1 or ZeRO-3, use FSDP2 (accelerate fsdp_version: 2) or DDP; "
-            "otherwise route it to algorithm='adamw'."
+            f"SpectralOptimizer: spectral parameter {_param_name(t, group, index)} has shape {tuple(t.shape)}; "
+            "spectral shaping needs a matrix (ndim >= 2). If it was flattened by FSDP1 or ZeRO-3, use FSDP2 "
+            "(accelerate fsdp_version: 2) or DDP; otherwise route it to algorithm='adamw'."
         )
-    rows, cols = t.shape[0], t[0].numel() if t.shape[0] else 0
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
     for key, size in (("split_rows", rows), ("split_cols", cols)):
         split = group.get(key)
         if split is not None and (sum(split) != size or min(split) < 1):
-            raise ValueError(f"SpectralOptimizer: {key}={tuple(split)} must be positive and sum to {size} for {name}")
+            raise ValueError(
+                f"SpectralOptimizer: {key}={tuple(split)} must be positive and sum to {size} for "
+                f"{_param_name(t, group, index)}"
+            )
 
 
-def _param_name(t: Tensor, group: Mapping[str, Any]) -> str:
+def _param_name(t: Tensor, group: Mapping[str, Any], index: int | None = None) -> str:
+    """The parameter's name if the group carries ``names``, else its shape (and group index) for error messages."""
     names = group.get("names")
     if names:
         for n, u in zip(names, group["params"], strict=False):
             if u is t:
                 return repr(n)
-    return f"of shape {tuple(t.shape)}"
+    where = f" in param group {index}" if index is not None else ""
+    return f"of shape {tuple(t.shape)}{where}"
 
 
 def _as_param_groups(params: Any) -> list[dict[str, Any]]:

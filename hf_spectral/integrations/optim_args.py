@@ -138,8 +138,8 @@ def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> d
     if isinstance(optim_args, str):
         raw: dict[str, Any] = {}
         for item in optim_args.replace(" ", "").split(","):
-            if not item:
-                continue
+            if not item:  # transformers' Trainer splits --optim_args itself and fails on an empty entry
+                raise ValueError(f"optim_args: empty entry (a trailing or doubled comma) in {optim_args!r}")
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"optim_args: expected key=value, got {item!r} (in {optim_args!r})")

@@ -1,6 +1,6 @@
 """Pure spectral-shaping maths: tensor in, tensor out; no optimizer state, no distributed code."""
 
-from .api import EIGH_MAX_SIDE, METHODS, resolve_method, spectral_power
+from .api import EIGH_MAX_SIDE, METHODS, check_shaping_arguments, resolve_method, spectral_power
 from .polar import NEWTON_SCHULZ_COEFFICIENTS, POLAR_EXPRESS_COEFFICIENTS, polar_express
 from .quintic import PRECISIONS
 from .target import phi, shape_svd
@@ -15,6 +15,7 @@ __all__ = [
     "TNS_COEFFICIENTS",
     "TNS_DEFAULT_STEPS",
     "TNSWeights",
+    "check_shaping_arguments",
     "phi",
     "polar_express",
     "resolve_method",

@@ -66,41 +66,55 @@ def spectral_power(
     Returns:
         A tensor of M's shape, float32 by default (whatever M's dtype).
     """
+    check_matrix("spectral_power", M, check_finite=check_finite)
+    method = check_shaping_arguments(tuple(M.shape), p, eps=eps, method=method, precision=precision, steps=steps)
+    if M.numel() == 0:
+        return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
+    Y = on_short_side_batches(M, _kernel(method, float(p), float(eps), precision, steps))
+    return Y if out_dtype is None else Y.to(out_dtype)
+
+
+def check_shaping_arguments(
+    shape: tuple[int, ...],
+    p: float,
+    *,
+    eps: float = 1e-3,
+    method: str = "auto",
+    precision: str = "fp32",
+    steps: int | None = None,
+) -> str:
+    """Raise the ValueError `spectral_power` would raise for these arguments on a matrix of `shape` (without
+    touching any data); return the concrete method ``"auto"`` resolves to."""
     fn = "spectral_power"
-    check_matrix(fn, M, check_finite=check_finite)
     p = check_real(fn, "p", p, *P_RANGE)
     eps = check_real(fn, "eps", eps, *EPS_RANGE, low_open=True)
     check_choice(fn, "method", method, METHODS)
     check_choice(fn, "precision", precision, PRECISIONS)
     if steps is not None:
         check_steps(fn, steps)
-    method = resolve_method(method, p, tuple(M.shape))
-    if M.numel() == 0:
-        return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
-    Y = on_short_side_batches(M, _kernel(method, p, eps, precision, steps))
-    return Y if out_dtype is None else Y.to(out_dtype)
-
-
-def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None):
-    """The (B, m, n) → (B, m, n) map for a resolved method (float32, or bfloat16 for bf16 polar), after validating
-    method-specific limits."""
-    if method in ("polar", "newton_schulz"):
-        if p != 0.0:
-            raise ValueError(
-                f"spectral_power: method={method!r} computes p = 0 only, got p = {p}; use method='tns' or 'auto'"
-            )
-        coefficients = "polar_express" if method == "polar" else "newton_schulz"
-        return lambda X: polar_batched(X, steps or 5, coefficients, precision)
+    method = resolve_method(method, p, shape)
+    if method in ("polar", "newton_schulz") and p != 0.0:
+        raise ValueError(f"{fn}: method={method!r} computes p = 0 only, got p = {p}; use method='tns' or 'auto'")
     if method == "tns":
         fit = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS)
         if fit.fit_error > MAX_FIT_ERROR:
             raise ValueError(
-                f"spectral_power: method='tns' with steps={steps or TNS_DEFAULT_STEPS} cannot reach p = {p}, "
+                f"{fn}: method='tns' with steps={steps or TNS_DEFAULT_STEPS} cannot reach p = {p}, "
                 f"eps = {eps} (scalar fit error {fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); TNS needs "
                 "p in about [-0.5, 1.3] and eps >= 1e-3 at 8 steps: raise steps, raise eps, or use "
                 "method='eigh' / 'svd'"
             )
-        return lambda X: tns_batched(X, fit.weights, precision)
+    return method
+
+
+def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None):
+    """The (B, m, n) → (B, m, n) map for a resolved, validated method (float32, or bfloat16 for bf16 polar)."""
+    if method in ("polar", "newton_schulz"):
+        coefficients = "polar_express" if method == "polar" else "newton_schulz"
+        return lambda X: polar_batched(X, steps or 5, coefficients, precision)
+    if method == "tns":
+        weights = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS).weights
+        return lambda X: tns_batched(X, weights, precision)
     if method == "eigh":
         return lambda X: eigh_batched(X, p, eps)
     if method == "svd":
