@@ -13,7 +13,8 @@ when the time budget runs low (the report says so):
        SpectralAdam (time, ratios, state, peak memory);
     d. transformers.Trainer end to end on that model, full fine-tuning and LoRA, adamw_torch / muon / dynmuon
        (step time, the optimizer's share);
-    e. a short quality run on a 56 M-parameter model (eval loss of AdamW, Muon, DynMuon).
+    e. a short quality run on a 56 M-parameter model (eval loss of AdamW, Muon, DynMuon);
+    f. with the time left: b's float64 reference (built from a known SVD) against a float64 SVD.
 
 ``report.md`` and ``results.json`` in --out are rewritten after every measured row. Needs torch, transformers,
 peft, tokenizers and pytest, not `datasets` or a hub: the text is the standard library's source and the tokenizer
@@ -37,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_bench.data import TokenCorpus
 from gpu_bench.gpu_tests import run_gpu_tests
 from gpu_bench.harness import Report
-from gpu_bench.kernels import run_kernels
+from gpu_bench.kernels import run_kernels, run_reference_check
 from gpu_bench.sizes import FULL, TINY
 from gpu_bench.steps import run_optimizer_step
 from gpu_bench.training import run_quality, run_trainer
 from timing import describe_device
 
-SECTION_KEYS = ("pytest", "kernels", "optimizer_step", "trainer", "quality")
+SECTION_KEYS = ("pytest", "kernels", "optimizer_step", "trainer", "quality", "reference")
 
 
 def versions() -> dict[str, str]:
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "optimizer_step": ("c. Optimizer step", lambda s: run_optimizer_step(s, sizes, device, corpus), 40.0),
         "trainer": ("d. Trainer end to end", lambda s: run_trainer(s, sizes, device, corpus), 60.0),
         "quality": ("e. Short quality run", lambda s: run_quality(s, sizes, device, corpus), 60.0),
+        "reference": ("f. Float64 SVD check of b's reference", lambda s: run_reference_check(s, sizes, device), 60.0),
     }
     try:
         for key, (title, fn, need_s) in sections.items():

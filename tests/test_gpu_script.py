@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gpu_bench.harness import Report  # noqa: E402
 
-SECTIONS = ("pytest", "kernels", "optimizer_step", "trainer", "quality")
+SECTIONS = ("pytest", "kernels", "optimizer_step", "trainer", "quality", "reference")
 TINY_SHAPES = ("64×64", "64×176", "128×128", "3×32×48")
 
 
@@ -77,7 +77,11 @@ def test_kernel_rows_time_and_error_every_method(tiny):
         for p in ("-0.25", "+0.50"):  # mixed TNS is exact to float32 level; κ = 1e4 measured 0.3–0.8 %
             assert by_method[(f"TNS-8 p={p}", "mixed")]["rel_error"] < 0.03
         assert by_method[("PE-5", "mixed")]["rel_error"] < torch_ns5["rel_error"]  # 5 steps: ~0.15 vs NS5's ~0.32
-    checks = rows(tiny[2]["kernels"], "Float64 SVD check of the construction's target")
+
+
+@pytest.mark.slow
+def test_kernel_reference_matches_a_float64_svd(tiny):
+    checks = rows(tiny[2]["reference"], "Float64 SVD check of the kernels' target")
     assert {c["shape"] for c in checks} == set(TINY_SHAPES)
     assert all(c["rel_diff"] < 1e-4 for c in checks)
 
