@@ -7,7 +7,12 @@ from __future__ import annotations
 import os
 import sys
 
-TARGETS = ("transformers.training_args", "transformers.trainer_optimizer", "transformers.trainer")
+TARGETS = (
+    "transformers.training_args",
+    "transformers.hf_argparser",
+    "transformers.trainer_optimizer",
+    "transformers.trainer",
+)
 ENV = "HF_SPECTRAL_AUTOLOAD"
 
 

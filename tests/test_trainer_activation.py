@@ -81,9 +81,17 @@ def test_unknown_optim_name_exits_nonzero_listing_ours(text_files, tokenizer_dir
 
 @pytest.mark.parametrize(
     "optim_args,message",
-    [("p_strat=0.25", "unknown key 'p_strat'"), ("p_end=-3", "end must be in [-1.0, 2.0]")],
+    [
+        ("p_strat=0.25", "unknown key 'p_strat'"),
+        ("p_end=-3", "end must be in [-1.0, 2.0], got -3.0"),
+        ("momentum=1.5", "momentum must be in [0.0, 1.0], got 1.5"),
+    ],
 )
-def test_bad_optim_args_exit_nonzero_naming_the_problem(optim_args, message, text_files, tokenizer_dir, tmp_path):
+def test_bad_optim_args_end_like_an_argparse_error(optim_args, message, text_files, tokenizer_dir, tmp_path):
+    """One line, ``<prog>: error: argument --optim_args: ...``, exit code 2 — as HfArgumentParser's own errors."""
     result = _run(_command([sys.executable], text_files, tokenizer_dir, tmp_path, optim_args=optim_args))
-    assert result.returncode != 0
-    assert message in result.stderr
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_clm.py: error: argument --optim_args: ") and message in last
+    assert f"--optim_args '{optim_args}'" in last

@@ -34,6 +34,15 @@ OPTIMIZER_NAMES: dict[str, OptimizerName] = {
 }
 
 
+class OptimArgsError(ValueError):
+    """``--optim`` / ``--optim_args`` that our optimizers refuse; a parser shows it as one argparse error line."""
+
+    def __init__(self, name: str, optim_args: Any, reason: str) -> None:
+        self.reason = reason.removeprefix("optim_args: ")
+        self.given = f"--optim {name} --optim_args {optim_args!r}"
+        super().__init__(f"{self.given}: {self.reason}")
+
+
 def _float(key: str, value: str) -> float:
     try:
         return float(value)

@@ -55,15 +55,20 @@ def resolve_training_args(args: Any) -> Resolved:
     )
 
 
-def optimizer_handler(ctx: Any) -> tuple[type[SpectralOptimizer], dict[str, Any]]:
-    """transformers' ``_OPTIMIZER_HANDLERS`` entry: ``(cls, kwargs)`` with our own param groups in ``params``."""
-    args = ctx.args
+def optimizer_cls_and_kwargs(args: Any, model: nn.Module | None) -> tuple[type[SpectralOptimizer], dict[str, Any]]:
+    """What the Trainer builds for ``--optim <our name>``: ``(cls, kwargs)`` with our own param groups in
+    ``params`` (the Trainer's convention for optimizers that group parameters themselves)."""
     name = getattr(args.optim, "value", args.optim)
     resolved = resolve_training_args(args)
-    if ctx.model is None:
+    if model is None:
         raise ValueError(f"--optim {name}: the Trainer did not pass the model, which routing needs")
-    groups = trainer_param_groups(ctx.model, resolved.routing, args.weight_decay)
+    groups = trainer_param_groups(model, resolved.routing, args.weight_decay)
     return resolved.cls, {"params": groups, **resolved.kwargs}
+
+
+def optimizer_handler(ctx: Any) -> tuple[type[SpectralOptimizer], dict[str, Any]]:
+    """transformers' ``_OPTIMIZER_HANDLERS`` entry (transformers 5)."""
+    return optimizer_cls_and_kwargs(ctx.args, ctx.model)
 
 
 def trainer_optimizer(
@@ -88,11 +93,18 @@ def trainer_optimizer(
         name, optim_args, lr=lr, weight_decay=weight_decay, adam_betas=adam_betas, adam_epsilon=adam_epsilon
     )
     validate_resolved(resolved)
+    return SpectralOptimizerFactory(resolved), {}
 
-    def factory() -> Callable[..., SpectralOptimizer]:
-        return lambda model, **_: build_optimizer(resolved, model)
 
-    return factory, {}
+class SpectralOptimizerFactory:
+    """transformers' optimizer-factory protocol: ``factory()(model, **kwargs)`` builds the optimizer for the whole
+    model (transformers 5 calls it so; on 4.x our patched ``Trainer.create_optimizer`` does)."""
+
+    def __init__(self, resolved: Resolved) -> None:
+        self.resolved = resolved
+
+    def __call__(self) -> Callable[..., SpectralOptimizer]:
+        return lambda model, **_: build_optimizer(self.resolved, model)
 
 
 def validate_resolved(resolved: Resolved) -> None:
@@ -103,4 +115,11 @@ def validate_resolved(resolved: Resolved) -> None:
     resolved.cls([{"params": [probe], "algorithm": "spectral"}], **resolved.kwargs)
 
 
-__all__ = ["OPTIMIZER_NAMES", "build_optimizer", "optimizer_handler", "trainer_optimizer", "trainer_param_groups"]
+__all__ = [
+    "OPTIMIZER_NAMES",
+    "SpectralOptimizerFactory",
+    "build_optimizer",
+    "optimizer_handler",
+    "trainer_optimizer",
+    "trainer_param_groups",
+]
