@@ -75,20 +75,29 @@ def _accelerate_config(tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _train(text_files, tokenizer_dir, out, *extra, launch=None):
-    args = [
+def _script_args(text_files, tokenizer_dir, out, *extra, use_cpu=True):
+    return [
         str(TRAIN), "--tokenizer_name", str(tokenizer_dir), "--train_file", str(text_files["train"]),
         "--output_dir", str(out), "--optim", "dynmuon", "--max_steps", "6", "--learning_rate", "3e-3",
-        "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu",
+        "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true", *(["--use_cpu"] if use_cpu else []),
         "--train_sampling_strategy", "sequential", "--config_overrides", MODEL, *extra,
     ]  # fmt: skip
+
+
+def _launch(cmd):
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def _train(text_files, tokenizer_dir, out, *extra, launch=None):
+    args = _script_args(text_files, tokenizer_dir, out, *extra)
     if launch is None:
         cmd = [sys.executable, *args]
     else:  # FSDP on CPU needs the test-only shim (accelerate enables FSDP for accelerators only)
         shim = [str(SCRIPTS / "cpu_fsdp_launch.py")] if "fsdp" in launch.name else []
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch), *shim, *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = _launch(cmd)
     history = json.loads((Path(out) / "trainer_state.json").read_text())["log_history"]
     losses = {e["step"]: (e["loss"], e["spectral/p"]) for e in history if "loss" in e}
     return result.stdout, losses
@@ -128,8 +137,13 @@ def test_trainer_fsdp2_lora_matches_one_process(text_files, tokenizer_dir, tmp_p
     _assert_same_losses(sharded, single)
 
 
+def test_replicas_are_compared_by_value(tmp_path):
+    for report in _torchrun(SCRIPTS / "replica_checksums.py", tmp_path):
+        assert report == {"same": True, "off_by_one_ulp": False, "swapped": False, "fewer": False, "none": True}
+
+
 def test_trainer_ddp_splits_the_shaping(text_files, tokenizer_dir, tmp_path):
-    config = _accelerate_config(tmp_path, "ddp.yaml")
+    config = ROOT / "recipes" / "accelerate" / "ddp_cpu.yaml"  # shipped as it is: 2 CPU processes
     out, ddp = _train(text_files, tokenizer_dir, tmp_path / "ddp", "--per_device_train_batch_size", "2",
                       "--save_strategy", "no", launch=config)  # fmt: skip
     shaped = [int(line.split()[1]) for line in out.splitlines() if line.startswith("SHAPED")]
@@ -138,3 +152,22 @@ def test_trainer_ddp_splits_the_shaping(text_files, tokenizer_dir, tmp_path):
     _, single = _train(text_files, tokenizer_dir, tmp_path / "single", "--per_device_train_batch_size", "4",
                        "--save_strategy", "no")  # fmt: skip
     _assert_same_losses(ddp, single)
+
+
+def test_processes_without_a_distributed_trainer_are_named_once_with_the_fix(text_files, tokenizer_dir, tmp_path):
+    """torchrun on CPU without --use_cpu: two processes, no distributed Trainer — each trains alone."""
+    args = _script_args(text_files, tokenizer_dir, tmp_path / "alone", "--save_strategy", "no", use_cpu=False)
+    result = _launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *args])
+    warning = "2 processes were launched (WORLD_SIZE=2) but the Trainer is not distributed"
+    assert result.stderr.count(warning) == 1  # rank 0 only
+    assert "add --use_cpu to the script's own arguments" in result.stderr
+    assert result.stdout.count("DATA_PARALLEL False") == 2  # no split between runs that are not replicas
+
+
+def test_fsdp_config_on_cpu_is_named_as_ddp(text_files, tokenizer_dir, tmp_path):
+    """An FSDP config on CPU without the test shim: accelerate runs DDP; we say so once."""
+    config = _accelerate_config(tmp_path, "fsdp2.yaml")
+    args = _script_args(text_files, tokenizer_dir, tmp_path / "fsdp", "--save_strategy", "no")
+    result = _launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *args])
+    assert result.stdout.count("PARAMETERS Parameter") == 2  # not sharded: accelerate ran DDP
+    assert result.stderr.count("an FSDP launch, but no parameter is sharded") == 1

@@ -7,6 +7,7 @@ each rank shapes the matrices it owns and one all-gather shares the results. Own
 """
 
 from .plan import assign_owners, matrix_cost
+from .replicas import replicas_agree
 from .sharding import ShardSpec, chunk_rows, shard_spec
 
-__all__ = ["ShardSpec", "assign_owners", "chunk_rows", "matrix_cost", "shard_spec"]
+__all__ = ["ShardSpec", "assign_owners", "chunk_rows", "matrix_cost", "replicas_agree", "shard_spec"]

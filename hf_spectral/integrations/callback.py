@@ -13,8 +13,9 @@ from typing import Any
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from ..distributed.sharding import shard_spec
+from ..distributed.replicas import replicas_agree
 from ..optimizer import SpectralOptimizer
+from . import launch
 
 
 def unwrap_optimizer(optimizer: Any) -> SpectralOptimizer | None:
@@ -26,16 +27,10 @@ def unwrap_optimizer(optimizer: Any) -> SpectralOptimizer | None:
     return None
 
 
-def _replicated_data_parallel(opt: SpectralOptimizer) -> bool:
-    """Several processes and whole (not FSDP-sharded) parameters: the Trainer runs DDP."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return False
-    return all(shard_spec(t) is None for group in opt.param_groups for t in group["params"])
-
-
 class SpectralCallback(TrainerCallback):
     """Sets ``total_steps`` at train begin (``state.max_steps``: optimizer steps, gradient accumulation counted,
-    final even on resume), splits the shaping across ranks under DDP, and adds ``spectral/*`` values to the
+    final even on resume), warns about launches that do not do what they say (:mod:`.launch`), splits the shaping
+    across ranks when the Trainer runs DDP and the replicas agree by value, and adds ``spectral/*`` values to the
     Trainer's logs. A no-op for other optimizers."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
@@ -44,8 +39,18 @@ class SpectralCallback(TrainerCallback):
             return
         if state.max_steps > 0:
             opt.set_total_steps(int(state.max_steps))
-        if _replicated_data_parallel(opt):
-            opt.enable_data_parallel()
+        facts = launch.launch_facts(args, opt)
+        for problem in launch.launch_problems(facts):
+            launch.warn(problem)
+        if launch.data_parallel_replicas(facts) and dist.is_initialized():
+            params = [t for group in opt.param_groups for t in group["params"]]
+            if replicas_agree(params):
+                opt.enable_data_parallel()
+            else:
+                launch.warn(
+                    "the DDP replicas hold different parameter values at train begin, so the shaping is not split "
+                    "across ranks (each rank shapes every matrix); check that the model is wrapped in DDP"
+                )
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         opt = unwrap_optimizer(optimizer)
