@@ -12,6 +12,7 @@ TARGETS = (
     "transformers.hf_argparser",
     "transformers.trainer_optimizer",
     "transformers.trainer",
+    "trl.scripts._hf_argparser",
 )
 ENV = "HF_SPECTRAL_AUTOLOAD"
 

@@ -1,7 +1,6 @@
 """Make ``--optim dynmuon`` (and the other names) valid in unmodified Hugging Face scripts.
 
-Three small, idempotent patches, each applied when its transformers module is first imported (or at once, if it
-already is):
+Small, idempotent patches, each applied when its module is first imported (or at once, if it already is):
 
 - ``transformers.training_args``: add our names to ``OptimizerNames`` (so ``TrainingArguments`` and
   ``HfArgumentParser``'s ``--optim`` choices accept them) and check ``--optim_args`` for our names in
@@ -11,7 +10,9 @@ already is):
 - ``transformers.trainer``: put :class:`SpectralCallback` in ``DEFAULT_CALLBACKS`` (before the reporting
   integrations, so TensorBoard / W&B see our log keys); on transformers 4.x, which has no handler registry, wrap
   ``Trainer.get_optimizer_cls_and_kwargs`` so our names build our optimizer and every other name goes on to
-  transformers' own code unchanged.
+  transformers' own code unchanged;
+- ``transformers.hf_argparser`` and TRL's copy ``trl.scripts._hf_argparser``: a bad ``--optim_args`` for our names
+  ends as one argparse error line with exit code 2.
 
 Tested on transformers 5.x and 4.57 (the last 4.x release).
 """
@@ -138,7 +139,7 @@ def patch_optimizer_factory(trainer_cls: Any) -> None:
 
 
 def patch_argument_parser(module: ModuleType) -> None:
-    """``HfArgumentParser.parse_args_into_dataclasses`` (which TRL's parser calls too): a bad ``--optim_args`` for
+    """``HfArgumentParser.parse_args_into_dataclasses`` (transformers', and the copy TRL's CLI parses with): a bad ``--optim_args`` for
     our names ends as argparse's own errors do — one line on stderr, exit code 2 — not a traceback (idempotent)."""
     cls = module.HfArgumentParser
     original = cls.parse_args_into_dataclasses
@@ -159,6 +160,7 @@ def patch_argument_parser(module: ModuleType) -> None:
 PATCHERS: dict[str, Callable[[ModuleType], None]] = {
     "transformers.training_args": patch_training_args,
     "transformers.hf_argparser": patch_argument_parser,
+    "trl.scripts._hf_argparser": patch_argument_parser,  # TRL's CLI parses with its own copy of the class
     "transformers.trainer_optimizer": patch_trainer_optimizer,
     "transformers.trainer": patch_trainer,
 }
