@@ -3,6 +3,7 @@ the baselines, steps to reach it, and PNGs that decode."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
@@ -60,6 +61,8 @@ def test_summary_target_steps_and_rows():
     assert rows["adamw"].steps_to_target is None
     assert rows["dynmuon"].final_train == pytest.approx((2.1, statistics.stdev([2.0, 2.2])))
     assert rows["adamw"].wall_time == (7.0, 0.0)
+    ppl = [math.exp(1.9), math.exp(2.1)]  # per run, then mean ± sd: not exp of the mean loss
+    assert rows["muon"].eval_perplexity == pytest.approx((statistics.fmean(ppl), statistics.stdev(ppl)))
     assert summary.curves["adamw"]["p"] is None and summary.curves["dynmuon"]["p"].mean == [0.66, -0.25]
 
 
@@ -77,7 +80,10 @@ def test_markdown_has_one_row_per_optimizer_with_mean_and_sd():
     assert [r.split("|")[1].strip() for r in rows] == ["dynmuon", "muon", "adamw"]
     assert "steps to eval loss ≤ 2.0000" in table and "reached by muon" in table
     assert "2.0000 ± 0.1414" in rows[0]  # final eval loss of dynmuon: mean of 1.9 and 2.1, sample sd
-    assert rows[2].split("|")[4].strip() == "—"
+    assert rows[2].split("|")[5].strip() == "—"  # adamw never reached the target
+    assert rows[2].split("|")[4].strip() == f"{statistics.fmean([math.exp(3.0), math.exp(3.2)]):.2f} ± " + (
+        f"{statistics.stdev([math.exp(3.0), math.exp(3.2)]):.2f}"
+    )
 
 
 def test_figures_are_pngs_that_decode(tmp_path):

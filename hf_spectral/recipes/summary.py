@@ -5,13 +5,17 @@ Definitions used in the table:
 - final eval loss: the ``eval_loss`` of a run's last evaluation (the runner evaluates at the last step);
 - target: the lowest mean final eval loss among the *baseline* optimizers (``compare.baseline``, by default every
   optimizer but the first, which is the candidate);
-- steps to target: the first evaluation step at which an optimizer's mean eval loss is ≤ the target (— if never).
+- steps to target: the first evaluation step at which an optimizer's mean eval loss is ≤ the target (— if never);
+- eval perplexity: exp(final eval loss) of each run (the loss is the mean token cross-entropy in nats), then mean
+  and sd over seeds.
 Without evaluation the same is done with the train loss. Means and sample sds are over seeds.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,7 @@ class Row:
     final_eval: tuple[float, float] | None
     steps_to_target: int | None
     wall_time: tuple[float, float]
+    eval_perplexity: tuple[float, float] | None = None
 
 
 @dataclass
@@ -78,8 +83,11 @@ class Summary:
     curves: dict[str, dict[str, Curve | None]] = field(default_factory=dict)
 
 
-def _final(histories: list[list[dict[str, Any]]], key: str) -> tuple[float, float] | None:
-    finals = [s[max(s)] for s in (series(h, key) for h in histories) if s]
+def _final(
+    histories: list[list[dict[str, Any]]], key: str, transform: Callable[[float], float] = float
+) -> tuple[float, float] | None:
+    """Mean and sd over runs of transform(last logged `key`); None unless every run logged it."""
+    finals = [transform(s[max(s)]) for s in (series(h, key) for h in histories) if s]
     if len(finals) != len(histories):
         return None
     return statistics.fmean(finals), _sd(finals)
@@ -105,11 +113,15 @@ def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary
         c = curves[name][metric]
         reached = next((step for step, m in zip(c.steps, c.mean, strict=True) if m <= target), None) if c else None
         walls = [r.wall_time for r in runs[name]]
-        rows.append(
-            Row(name, _final(h, "loss"), _final(h, "eval_loss"), reached, (statistics.fmean(walls), _sd(walls)))
-        )
+        wall = (statistics.fmean(walls), _sd(walls))
+        perplexity = _final(h, "eval_loss", _perplexity)
+        rows.append(Row(name, _final(h, "loss"), _final(h, "eval_loss"), reached, wall, perplexity))
     seeds = max(len(records) for records in runs.values())
     return Summary(metric, target, target_by, list(baselines), seeds, rows, curves)
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))  # exp(700) ≈ 1e304: a diverged run shows a huge number, not an overflow
 
 
 def _cell(pair: tuple[float, float] | None, digits: int, seeds: int) -> str:
@@ -126,14 +138,16 @@ def markdown(summary: Summary) -> str:
         f"({', '.join(summary.baselines)}), reached by {summary.target_by}. "
         + (f"Mean ± sd over {summary.seeds} seeds." if summary.seeds > 1 else "One seed."),
         "",
-        f"| optimizer | final train loss | final eval loss | steps to {what} loss ≤ {summary.target:.4f} | "
-        "wall time (s) |",
-        "|---|---|---|---|---|",
+        f"| optimizer | final train loss | final eval loss | eval perplexity | steps to {what} loss ≤ "
+        f"{summary.target:.4f} | wall time (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for row in summary.rows:
         steps = "—" if row.steps_to_target is None else str(row.steps_to_target)
         train, evaluation = _cell(row.final_train, 4, summary.seeds), _cell(row.final_eval, 4, summary.seeds)
+        perplexity = _cell(row.eval_perplexity, 2, summary.seeds)
         lines.append(
-            f"| {row.optimizer} | {train} | {evaluation} | {steps} | {_cell(row.wall_time, 1, summary.seeds)} |"
+            f"| {row.optimizer} | {train} | {evaluation} | {perplexity} | {steps} | "
+            f"{_cell(row.wall_time, 1, summary.seeds)} |"
         )
     return "\n".join(lines) + "\n"
