@@ -182,3 +182,49 @@ def test_peft_lora_is_routed_automatically(tmp_path):
     adamw = [n for g in opt.param_groups if g["algorithm"] == "adamw" for n in g["names"]]
     assert len(spectral) == 8 and all(".lora_A." in n or ".lora_B." in n for n in spectral)
     assert adamw == []  # everything else is frozen
+
+
+@pytest.mark.parametrize(
+    "previous,current,milestone",
+    [
+        (None, 0.1, False),  # nothing to compare with (the first step is logged on its own rule)
+        (0.02, -0.01, True),  # p changes sign
+        (0.01, 0.0, True),  # p reaches 0
+        (0.03, 0.02, False),
+        (0.01, -0.001, True),
+        (-0.08, -0.0905, True),  # within 5 % of the end value (-0.1) for the first time ...
+        (-0.0905, -0.095, False),  # ... and not again
+        (0.001, -0.001, True),
+    ],
+)
+def test_p_milestones_of_a_schedule_from_0_1_to_minus_0_1(previous, current, milestone):
+    from hf_spectral.integrations.callback import p_milestone
+
+    assert p_milestone(previous, current, 0.1, -0.1) is milestone
+
+
+def test_p_is_logged_at_the_first_step_and_its_milestones_and_reaches_tensorboard(tmp_path):
+    """logging_steps=1000 over 24 steps: the Trainer alone would log nothing; p still shows at step 1, where it
+    turns negative, and where it is within 5 % of its end — in log_history and in TensorBoard's event file."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = _args(tmp_path, optim="dynmuon", max_steps=24, logging_steps=1000, report_to=["tensorboard"])
+    trainer = Trainer(model=tiny_llama(), args=args, train_dataset=_dataset(96))
+    trainer.train()
+    opt = _spectral_optimizer(trainer)
+    p = [opt.p_at(opt.param_groups[0], step - 1) for step in range(1, 25)]  # p of optimizer step 1..24
+    first_negative = 1 + next(i for i, value in enumerate(p) if value < 0)
+    logged = {e["step"]: e["spectral/p"] for e in trainer.state.log_history if "spectral/p" in e}
+    assert 1 in logged and first_negative in logged
+    assert 2 <= len(logged) <= 4  # milestones, not every step
+    for step, value in logged.items():
+        assert value == pytest.approx(p[step - 1], abs=1e-6)
+
+    (event_file,) = tmp_path.rglob("events.out.tfevents.*")  # wherever this transformers puts its TensorBoard logs
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert "train/spectral/p" in tags
+    assert {e.step: round(e.value, 5) for e in events.Scalars("train/spectral/p")} == {
+        step: round(value, 5) for step, value in logged.items()
+    }

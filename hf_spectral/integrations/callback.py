@@ -1,5 +1,8 @@
 """SpectralCallback: gives the optimizer the Trainer's real length and logs p and update statistics.
 
+Besides every ``logging_steps``, a log line is forced on the first step and on the steps where p passes a
+milestone of its schedule (changes sign, crosses halfway, comes within 5 % of its end value).
+
 Logged keys (train logs only, next to ``loss``): ``spectral/p`` (the p of the latest step), ``spectral/update_rms``
 (RMS of the scaled shaped update before the learning rate, averaged over matrices, measured on logging steps), and
 with ``stats_every`` > 0 ``spectral/update_top_sv`` and ``spectral/update_effective_rank`` (latest measurement),
@@ -15,6 +18,7 @@ from transformers import TrainerCallback
 
 from ..distributed.replicas import replicas_agree
 from ..optimizer import SpectralOptimizer
+from ..schedules import as_schedule
 from . import launch
 
 
@@ -25,6 +29,29 @@ def unwrap_optimizer(optimizer: Any) -> SpectralOptimizer | None:
             return optimizer
         optimizer = getattr(optimizer, "optimizer", None)
     return None
+
+
+def _schedule_bounds(opt: SpectralOptimizer) -> tuple[float, float] | None:
+    """(p at the start, p at the end) of the first spectral group's schedule; None for a constant p."""
+    for group in opt.param_groups:
+        if group["algorithm"] == "spectral":
+            schedule = as_schedule(group["p"])
+            return (schedule(0.0), schedule(1.0)) if schedule.needs_total_steps else None
+    return None
+
+
+def p_milestone(previous: float | None, current: float, start: float, end: float) -> bool:
+    """Whether a step from p = `previous` to p = `current` passes a milestone of a schedule from `start` to `end`:
+    p changes sign (e.g. DynMuon turning negative), or p crosses halfway, or comes within 5 % of its end value."""
+    if previous is None or previous == current:
+        return False
+    if previous * current < 0 or current == 0.0:  # crossed or reached 0 (previous != current)
+        return True
+    span = end - start
+    if span == 0:
+        return False
+    progress_before, progress_now = (previous - start) / span, (current - start) / span
+    return any(progress_before < mark <= progress_now for mark in (0.5, 0.95))
 
 
 class SpectralCallback(TrainerCallback):
@@ -51,6 +78,20 @@ class SpectralCallback(TrainerCallback):
                     "the DDP replicas hold different parameter values at train begin, so the shaping is not split "
                     "across ranks (each rank shapes every matrix); check that the model is wrapped in DDP"
                 )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        """Log on the first step and when p passes a milestone (:func:`p_milestone`), whatever ``logging_steps``
+        says: with a short run or a long logging interval the high-p phase can otherwise end unseen."""
+        opt = unwrap_optimizer(optimizer)
+        if opt is None:
+            return
+        p = opt.current_p()
+        previous, self._previous_p = getattr(self, "_previous_p", None), p
+        if p is None or state.global_step < 1:
+            return
+        bounds = _schedule_bounds(opt)
+        if state.global_step == 1 or (bounds is not None and p_milestone(previous, p, *bounds)):
+            control.should_log = True
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         opt = unwrap_optimizer(optimizer)
