@@ -72,8 +72,8 @@ OPTIMIZERS = (
     Config("spectral_adam", "spectral_adam"),
     *PEERS,
 )
-ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr of its task (a short task: of the
-    # full-length one)
+ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at AdamW's chosen lr of its task (a
+    # short or other-rank LoRA task: of the plain one)
     "update size (Muon): AdamW's RMS at each step vs a constant 0.2": (
         "pretrain",
         (Config("rms_adamw", "muon"), Config("rms_0.2", "muon", {"rms": 0.2})),
@@ -135,6 +135,57 @@ ABLATIONS = {  # title: (task, configurations); each runs at AdamW's chosen lr o
             Config("dynmuon_paper_published", "dynmuon", {"schedule": "dynmuon_paper", "method": "dynmuon_published"}),
         ),
     ),
+    "DynMuon schedules beyond the main table (pre-training)": (
+        "pretrain",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
+            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
+            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
+        ),
+    ),
+    "DynMuon schedules beyond the main table (full fine-tune)": (
+        "finetune_full",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
+            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
+            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
+        ),
+    ),
+    "DynMuon schedules beyond the main table (LoRA)": (
+        "finetune_lora",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
+            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
+            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
+        ),
+    ),
+    "heavyball's best setting in our optimizer, and our defaults with AdamW groups at 3× (pre-training, lr 3e-2)": (
+        "pretrain",
+        (
+            Config("heavyball_settings", "muon", {"scale": "spectral", "momentum": 0.9, "nu": 0.5}),
+            Config("adamw_groups_3x", "muon", {"spectral_lr": 0.01}),
+        ),
+        3e-2,
+    ),
+    "LoRA factors ×2 at rank 2 (α = 4)": (
+        "finetune_lora_r2",
+        (
+            Config("adamw", "adamw"),
+            Config("muon", "muon"),
+            Config("muon_lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
+        ),
+    ),
+    "LoRA factors ×2 at rank 32 (α = 64)": (
+        "finetune_lora_r32",
+        (
+            Config("adamw", "adamw"),
+            Config("muon", "muon"),
+            Config("muon_lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
+        ),
+    ),
 }
 GPU_SCALE = {  # ~100 M parameters, a few thousand steps
     "model.config.hidden_size": 768,
@@ -184,6 +235,8 @@ class Run:
 
 RESUME = False
 """--resume: every Bench reuses finished runs of the same configuration (set once by main)."""
+ONLY_ABLATIONS: set[int] | None = None
+"""--ablations: the indices of ABLATIONS to run (None: all)."""
 RUN_CONFIG = "quality_config.json"
 """Written into a run directory when the run finishes: the configuration, so --resume reuses only the same one."""
 
@@ -454,21 +507,38 @@ SHORT = {"training.max_steps": 20, "training.warmup_steps": 0, "training.eval_st
 
 
 def ablation_bench(out: Path, scale: str, quick: bool, task: str, directory: str) -> Bench:
+    """The Bench of an ablation task: pretrain, finetune_full / finetune_lora, their 20-step ``*_short`` forms, or
+    ``finetune_lora_r<R>`` (LoRA of rank R, α = 2R)."""
     if task == "pretrain":
         return Bench(HERE / "pretrain.yaml", out / directory, _overrides(scale, quick))
     kind = "lora" if task.startswith("finetune_lora") else "full"
     bench = finetune_bench(out, scale, quick, kind, directory)
+    overrides = {**_finetune_overrides(out, scale, quick), **(LORA if kind == "lora" else {})}
     if task.endswith("_short"):
-        overrides = {**_finetune_overrides(out, scale, quick), **(LORA if kind == "lora" else {}), **SHORT}
-        bench = Bench(HERE / "finetune.yaml", out / directory, overrides, prepared=bench.prepared)
-    return bench
+        overrides.update(SHORT)
+    elif task.startswith("finetune_lora_r"):
+        rank = int(task.removeprefix("finetune_lora_r"))
+        overrides["peft"] = {**LORA["peft"], "r": rank, "lora_alpha": 2 * rank}
+    else:
+        return bench
+    return Bench(HERE / "finetune.yaml", out / directory, overrides, prepared=bench.prepared)
+
+
+def _base_task(task: str) -> str:
+    """The task whose AdamW lr an ablation task uses."""
+    for base in ("finetune_lora", "finetune_full"):
+        if task.startswith(base):
+            return base
+    return task
 
 
 def ablation(out: Path, scale: str, quick: bool) -> str:
     texts = []
-    for i, (title, (task, configs)) in enumerate(ABLATIONS.items()):
+    for i, (title, (task, configs, *lr)) in enumerate(ABLATIONS.items()):
+        if ONLY_ABLATIONS is not None and i not in ONLY_ABLATIONS:
+            continue
         bench = ablation_bench(out, scale, quick, task, f"ablation_{i}")
-        lr = _adamw_lr(out, task.removesuffix("_short"))
+        lr = lr[0] if lr else _adamw_lr(out, _base_task(task))
         chosen = bench.fixed_lr(configs, lr, 1 if quick else SEEDS)
         texts.append(bench.report(f"Ablation: {title} ({task}, lr {lr:g})", {"runs": (chosen, configs[0].label)}))
     return "\n".join(texts)
@@ -533,9 +603,11 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse finished runs of the same configuration (after an interruption; same code only)",
     )
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/quality/results/<scale>[-quick]")
+    ap.add_argument("--ablations", default=None, help="with the ablation task: only these, e.g. 11,12,13")
     args = ap.parse_args(argv)
-    global RESUME
+    global RESUME, ONLY_ABLATIONS
     RESUME = args.resume
+    ONLY_ABLATIONS = None if args.ablations is None else {int(i) for i in args.ablations.split(",")}
     out = args.out or HERE / "results" / (args.scale + ("-quick" if args.quick else ""))
     for name in TASKS if args.task == "all" else [args.task]:
         start = time.perf_counter()
