@@ -340,7 +340,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
     def _spectral_step(self, plan: _GroupPlan, stats: UpdateStats | None = None) -> None:
         group, params = plan.group, plan.params
         base, order = group["base"], group["order"]
-        directions = []
+        directions, private = [], []  # private: a temporary of this step, which the shaping may overwrite
         for t in params:
             grad, state = _local(t.grad), self.state[t]
             if base == "adam":
@@ -363,7 +363,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 directions.append(momentum_direction(grad, buf, group["momentum"], _nu(group)))
             else:
                 directions.append(grad)
-        updates = self.shaper(directions, plan.layouts, plan.shards, plan.settings, stats)
+            # Adam's m̂/(√v̂ + ε) and the Nesterov mix are new tensors; B itself (ν = 1) and G are not
+            private.append(base == "adam" or (order == "momentum_first" and _nu(group) != 1.0))
+        updates = self.shaper(directions, plan.layouts, plan.shards, plan.settings, stats, private)
         if base == "momentum" and order == "shape_first":
             for i, t in enumerate(params):
                 state = self.state[t]

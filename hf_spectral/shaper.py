@@ -40,18 +40,21 @@ class Shaper:
         shards: Sequence[ShardSpec | None],
         settings: ShapingSettings,
         stats: UpdateStats | None = None,
+        private: Sequence[bool] | None = None,
     ) -> list[Tensor]:
-        """Scaled shaped updates in the layout of `updates` (local row blocks for sharded parameters)."""
+        """Scaled shaped updates in the layout of `updates` (local row blocks for sharded parameters).
+        `private[i]`: updates[i] is a temporary the shaping may overwrite (saving a copy of each matrix)."""
         out: list[Tensor | None] = [None] * len(updates)
+        private = list(private) if private is not None else [False] * len(updates)
         sampled = [stats is not None and i < stats.svd_tensors for i in range(len(updates))]
         plain = [i for i, s in enumerate(shards) if s is None]
         if plain:
             group = self.replica_group
             if group is not None and dist.get_world_size(group) > 1:
-                self._replicated(plain, updates, layouts, settings, stats, sampled, group, out)
+                self._replicated(plain, updates, layouts, settings, stats, sampled, group, out, private)
             else:
                 shaped = self.shape_whole([updates[i] for i in plain], [layouts[i] for i in plain], settings, stats,
-                                          [sampled[i] for i in plain])  # fmt: skip
+                                          [sampled[i] for i in plain], [private[i] for i in plain])  # fmt: skip
                 for i, O in zip(plain, shaped, strict=True):
                     out[i] = O
         sharded: dict[tuple, list[int]] = defaultdict(list)
@@ -69,9 +72,10 @@ class Shaper:
         settings: ShapingSettings,
         stats: UpdateStats | None = None,
         sampled: Sequence[bool] | None = None,
+        private: Sequence[bool] | None = None,
     ) -> list[Tensor]:
         """Shape whole (unsharded) parameter-shaped updates on this rank; `sampled[i]` marks the tensors whose
-        matrices get SVD statistics."""
+        matrices get SVD statistics, `private[i]` those the shaping may overwrite."""
         blocks = [layout.matrices(t) for t, layout in zip(tensors, layouts, strict=True)]
         batches: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
         for i, matrices in enumerate(blocks):
@@ -82,8 +86,11 @@ class Shaper:
             chunks = [members] if device.type != "cpu" else [[m] for m in members]
             for chunk in chunks:
                 matrices = [blocks[i][j] for i, j in chunk]
-                stacked = matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices)
-                result = shape_and_scale(stacked, settings)
+                if len(matrices) == 1:
+                    stacked, overwrite = matrices[0].unsqueeze(0), bool(private and private[chunk[0][0]])
+                else:
+                    stacked, overwrite = torch.stack(matrices), True  # a fresh copy
+                result = shape_and_scale(stacked, settings, overwrite)
                 self.matrices_shaped += len(chunk)
                 if stats is not None:
                     stats.add(result, [bool(sampled and sampled[i]) for i, _ in chunk])
@@ -102,7 +109,7 @@ class Shaper:
         mine = sorted(whole)
         local_stats = UpdateStats() if stats is not None else None
         shaped = self.shape_whole([whole[k] for k in mine], [layouts[items[k]] for k in mine], settings, local_stats,
-                                  [sampled[items[k]] for k in mine])  # fmt: skip
+                                  [sampled[items[k]] for k in mine], [True] * len(mine))  # fmt: skip
         results = {k: O.reshape(O.shape[0], layouts[items[k]].cols) for k, O in zip(mine, shaped, strict=True)}
         device = updates[items[0]].device
         blocks = scatter_rows(results, rows, cols, owners, group, shaped_dtype(settings, device), device)
@@ -111,7 +118,7 @@ class Shaper:
         if stats is not None:
             stats.merge(_all_reduced(local_stats, group, device))
 
-    def _replicated(self, items, updates, layouts, settings, stats, sampled, group, out) -> None:
+    def _replicated(self, items, updates, layouts, settings, stats, sampled, group, out, private) -> None:
         """DDP: each rank shapes its share of the (identical) matrices; one all-gather gives everyone all results."""
         device = updates[items[0]].device
         if not self._checked_replicas:
@@ -122,7 +129,8 @@ class Shaper:
         mine = [k for k, i in enumerate(items) if owners[k] == rank]
         local_stats = UpdateStats() if stats is not None else None
         shaped = self.shape_whole([updates[items[k]] for k in mine], [layouts[items[k]] for k in mine], settings,
-                                  local_stats, [sampled[items[k]] for k in mine])  # fmt: skip
+                                  local_stats, [sampled[items[k]] for k in mine],
+                                  [private[items[k]] for k in mine])  # fmt: skip
         dtype = shaped_dtype(settings, device)
         results = all_gather_owned(dict(zip(mine, shaped, strict=True)), [updates[i].shape for i in items], owners,
                                    group, dtype, device)  # fmt: skip

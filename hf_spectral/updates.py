@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .shaping import spectral_power
+from .shaping.target import power_of_two_scale
 
 
 def momentum_direction(grad: Tensor, buf: Tensor, momentum: float, nu: float) -> Tensor:
@@ -105,8 +106,16 @@ def _frobenius(X: Tensor) -> Tensor:
     return torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).float()
 
 
-def scale_factor(O: Tensor, D: Tensor, scale: str, rms: float) -> Tensor | float:
-    """Multiplier for the shaped (..., m, n) update O = spectral_power(D, p).
+def frobenius_norm(D: Tensor) -> Tensor:
+    """‖D‖_F per matrix as float32 for any finite D: ‖D·2^(−e)‖_F·2^e with 2^(−e) from max|D| (exact scaling), so
+    entries around 1e20, whose squares overflow float32, give their norm (inf only if the norm itself is)."""
+    s = power_of_two_scale(D)
+    return (_frobenius(D * s).to(s.dtype) / s).float()
+
+
+def scale_factor(O: Tensor, D_norm: Tensor | None, scale: str, rms: float) -> Tensor | float:
+    """Multiplier for the shaped (..., m, n) update O = spectral_power(D, p), with D_norm = ‖D‖_F per matrix
+    (:func:`frobenius_norm`; only scale="preserve" reads it).
 
     rms:      rms·√(mn)/‖O‖_F — the update's RMS equals `rms` (0.2 ≈ AdamW's typical update RMS; Moonlight's
               0.2·√max(m, n) for the polar factor, generalised to any p). Independent of D's magnitude.
@@ -119,7 +128,7 @@ def scale_factor(O: Tensor, D: Tensor, scale: str, rms: float) -> Tensor | float
     m, n = O.shape[-2:]
     if scale in ("rms", "preserve"):
         norm = _frobenius(O)
-        target = rms * math.sqrt(m * n) if scale == "rms" else _frobenius(D)
+        target = rms * math.sqrt(m * n) if scale == "rms" else D_norm
         return torch.where(norm > 0, target / norm, torch.zeros_like(norm))
     if scale == "spectral":
         return math.sqrt(max(1.0, m / n))
@@ -139,9 +148,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "mixed" if device.type == "cuda" else "fp32"
 
 
-def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
+def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = False) -> Tensor:
     """The scaled spectral update of a (..., m, n) batch: spectral_power(M, p) · scale_factor, in the shaping's
-    working dtype (float32, or bfloat16 for bf16 Polar Express / Newton–Schulz)."""
+    working dtype (float32, or bfloat16 for bf16 Polar Express / Newton–Schulz). `overwrite`: M is a temporary
+    whose memory the shaping may reuse (its contents are then lost)."""
+    D_norm = frobenius_norm(M) if settings.scale == "preserve" else None  # before M may be overwritten
     O = spectral_power(
         M,
         settings.p,
@@ -151,8 +162,9 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings) -> Tensor:
         steps=settings.ns_steps,
         check_finite=False,
         out_dtype=None,  # bf16 polar stays bf16: the scaling and the parameter update read half the bytes
+        overwrite=overwrite,
     )
-    factor = scale_factor(O, M, settings.scale, settings.rms)
+    factor = scale_factor(O, D_norm, settings.scale, settings.rms)
     if isinstance(factor, float):
         return O if factor == 1.0 else O.mul_(factor)
     return O.mul_(factor.to(O.dtype))  # same dtype: an in-place mixed-dtype multiply takes a slow path

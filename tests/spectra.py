@@ -61,3 +61,11 @@ def singular_value_errors(M: Tensor, Y: Tensor, p: float, eps: float) -> tuple[T
 def bf16_floor(M: Tensor, p: float, eps: float) -> float:
     """Error of the exact shaping of the bf16-rounded M: what no bf16 computation can beat."""
     return relative_error(shape_svd(M.bfloat16(), p, eps), shape_svd(M, p, eps))
+
+
+def unit_scale(M: Tensor) -> Tensor:
+    """M / max|M| in float64 (per matrix; zeros stay zeros): the same spectral target, without overflow in norms of
+    matrices near the largest float64."""
+    M64 = M.double()
+    amax = M64.abs().amax(dim=(-2, -1), keepdim=True)
+    return M64 / torch.where(amax > 0, amax, torch.ones_like(amax))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from hf_spectral import DynMuon, NonFiniteGradientError, SpectralOptimizer
+from hf_spectral import DynMuon, Muon, MuonP, NonFiniteGradientError, SpectralOptimizer
 
 
 def _params(shapes, seed=0, dtype=torch.float32):
@@ -206,6 +206,24 @@ def test_step_without_gradients_changes_nothing():
     p0 = opt.current_p()
     assert opt.step(lambda: 1.5) == 1.5
     assert opt.param_groups[0]["step"] == 0 and opt.current_p() == p0 and not opt.state
+
+
+@pytest.mark.parametrize("magnitude", [1e-23, 1e-30, 1e-38])
+@pytest.mark.parametrize("factory", [MuonP, Muon, DynMuon], ids=lambda f: f.__name__)
+def test_tiny_finite_gradients_keep_weights_finite_and_the_update_sized(factory, magnitude):
+    """Gradients far below 1 are finite: the update must be finite and the one a unit-sized gradient gives (the
+    shaping is scale free). Muon shapes in bf16 (its rounding: 1e-2); the others in float32."""
+    updates = []
+    for scale in (1.0, magnitude):
+        (w,) = _params([(96, 160)], seed=5)
+        w0 = w.detach().clone()
+        opt = factory([w], lr=1.0, total_steps=10)
+        _grads([w], 0, scale=scale)
+        opt.step()
+        updates.append(w.detach() - w0)
+    assert bool(torch.isfinite(updates[1]).all())
+    tolerance = 1e-2 if factory is Muon else 1e-5
+    assert float((updates[1] - updates[0]).norm() / updates[0].norm()) < tolerance
 
 
 # ------------------------------------------------------------------------------------------------- LR schedulers

@@ -10,7 +10,7 @@ from .layout import on_short_side_batches
 from .polar import polar_batched
 from .published import dynmuon_published_batched, taylor_batched
 from .quintic import PRECISIONS
-from .target import frobenius_norm, shape_svd
+from .target import normalized, shape_svd
 from .tns import MAX_FIT_ERROR, TNS_DEFAULT_STEPS, tns_batched, tns_weights
 from .validation import check_choice, check_matrix, check_real, check_steps
 
@@ -43,6 +43,7 @@ def spectral_power(
     steps: int | None = None,
     check_finite: bool = True,
     out_dtype: torch.dtype | None = torch.float32,
+    overwrite: bool = False,
 ) -> Tensor:
     """U φ(Σ/ν) Vᵀ with φ(s) = s·(s² + ε²)^((p−1)/2), ν = ‖M‖_F — i.e. U Σᵖ Vᵀ up to the ε floor, scale free.
 
@@ -62,6 +63,8 @@ def spectral_power(
         check_finite: raise on NaN/Inf entries (one device sync). Callers that already checked pass False.
         out_dtype: dtype of the result (default float32); None keeps the method's working dtype (bfloat16 for
             polar / newton_schulz at precision="bf16", float32 otherwise), saving a conversion pass.
+        overwrite: M's memory may serve as the iterate of tns / polar / newton_schulz (M's contents are then
+            undefined), saving a copy of M when it is float32; for callers whose M is a temporary.
 
     Returns:
         A tensor of M's shape, float32 by default (whatever M's dtype).
@@ -70,7 +73,7 @@ def spectral_power(
     method = check_shaping_arguments(tuple(M.shape), p, eps=eps, method=method, precision=precision, steps=steps)
     if M.numel() == 0:
         return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
-    Y = on_short_side_batches(M, _kernel(method, float(p), float(eps), precision, steps))
+    Y = on_short_side_batches(M, _kernel(method, float(p), float(eps), precision, steps, overwrite))
     return Y if out_dtype is None else Y.to(out_dtype)
 
 
@@ -107,14 +110,14 @@ def check_shaping_arguments(
     return method
 
 
-def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None):
+def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None, overwrite: bool = False):
     """The (B, m, n) → (B, m, n) map for a resolved, validated method (float32, or bfloat16 for bf16 polar)."""
     if method in ("polar", "newton_schulz"):
         coefficients = "polar_express" if method == "polar" else "newton_schulz"
-        return lambda X: polar_batched(X, steps or 5, coefficients, precision)
+        return lambda X: polar_batched(X, steps or 5, coefficients, precision, overwrite)
     if method == "tns":
         weights = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS).weights
-        return lambda X: tns_batched(X, weights, precision)
+        return lambda X: tns_batched(X, weights, precision, overwrite)
     if method == "eigh":
         return lambda X: eigh_batched(X, p, eps)
     if method == "svd":
@@ -124,4 +127,4 @@ def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None
     if method == "dynmuon_published":
         return lambda X: dynmuon_published_batched(X, p, precision)
     # identity (p = 1): φ(s) = s exactly.
-    return lambda X: X.float() / frobenius_norm(X.float()).clamp_min(torch.finfo(torch.float32).tiny)
+    return lambda X: normalized(X, torch.float32)

@@ -14,13 +14,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .target import frobenius_norm
+from .target import normalized
 
 
 def eigh_batched(X: Tensor, p: float, eps: float) -> Tensor:
     """U φ(S) Vᵀ of a (B, r, d) batch with r ≤ d via a float64 Gram eigendecomposition; returns float32."""
-    X = X.to(torch.float64)
-    X = X / frobenius_norm(X).clamp_min(torch.finfo(torch.float64).tiny)
+    X = normalized(X, torch.float64)
     lam, Q = torch.linalg.eigh(X @ X.mT)
     gain = (lam.clamp_min(0.0) + eps * eps).pow((p - 1.0) / 2.0)
     return (((Q * gain.unsqueeze(-2)) @ Q.mT) @ X).float()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import Tensor
@@ -14,7 +15,7 @@ def on_short_side_batches(M: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tens
     side for the Gram matrix XXᵀ (m × m).
     """
     *batch, m, n = M.shape
-    X = M.reshape(-1, m, n)
+    X = M.reshape(math.prod(batch), m, n)  # (not -1: ambiguous for an empty M)
     tall = m > n
     if tall:
         X = X.mT

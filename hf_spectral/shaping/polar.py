@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from .layout import on_short_side_batches
-from .quintic import PRECISIONS, iterate_dtype, quintic_iterates
+from .quintic import PRECISIONS, iterate_dtype, run_quintic, step_precisions
+from .target import normalized
 from .validation import check_choice, check_matrix, check_steps
 
 POLAR_EXPRESS_COEFFICIENTS: tuple[tuple[float, float, float], ...] = (
@@ -24,6 +25,9 @@ POLAR_EXPRESS_COEFFICIENTS: tuple[tuple[float, float, float], ...] = (
 NEWTON_SCHULZ_COEFFICIENTS: tuple[float, float, float] = (3.4445, -4.7750, 2.0315)
 
 POLAR_COEFFICIENT_SETS = ("polar_express", "newton_schulz")
+POLAR_MIXED_STEPS = 2
+"""precision="bf16" runs this many leading steps in "mixed" (on a gradient-like spectrum — one direction, the rest
+at 1e-4 — all-bf16 Polar Express is 60–75 % off the p = 0 target, this 5–6 %, fp32 5 %; shaping.md)."""
 
 
 def _schedule(coefficients: str, steps: int):
@@ -34,18 +38,19 @@ def _schedule(coefficients: str, steps: int):
     return [NEWTON_SCHULZ_COEFFICIENTS] * steps
 
 
-def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str) -> Tensor:
-    """Polar factor of a (B, m, n) float batch with m ≤ n, in the iterate dtype (bfloat16 for precision="bf16")."""
-    # One contiguous copy in the iterate dtype (batched GEMMs copy non-contiguous operands at every step otherwise);
-    # casting first makes the passes below read half the bytes in bf16.
-    X = X.to(iterate_dtype(precision), memory_format=torch.contiguous_format, copy=True)
-    nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).float()
-    # Polar Express: the safety margin of Amsel et al.; Newton–Schulz: as torch.optim.Muon.
-    scale = 1.02 * nu + 1e-7 if coefficients == "polar_express" else nu.clamp_min(1e-7)
-    X.div_(scale.to(X.dtype))
-    for Xk in quintic_iterates(X, _schedule(coefficients, steps), precision):
-        X = Xk
-    return X
+def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str, overwrite: bool = False) -> Tensor:
+    """Polar factor of a (B, m, n) float batch with m ≤ n, in the iterate dtype (bfloat16 for precision="bf16").
+
+    X₀ = X/(1.02‖X‖_F) for Polar Express (the safety margin of Amsel et al.), X/‖X‖_F for Newton–Schulz, formed
+    by :func:`normalized` (exact for any finite X, zero for zero); in bf16 the first
+    :data:`POLAR_MIXED_STEPS` steps run in "mixed". `overwrite`: X may serve as the iterate (its contents are lost).
+    """
+    precisions = step_precisions(precision, steps, POLAR_MIXED_STEPS)
+    divisor = 1.02 if coefficients == "polar_express" else 1.0
+    dtype = iterate_dtype(precisions[0])
+    donated = overwrite and X.dtype == dtype and X.is_contiguous()  # (a transposed X would change the GEMMs)
+    X = normalized(X, dtype, divisor, out=X if donated else None)
+    return run_quintic(X, _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
 
 
 def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_express", precision: str = "fp32") -> Tensor:
@@ -65,6 +70,8 @@ def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_expre
     check_steps("polar_express", steps)
     check_choice("polar_express", "coefficients", coefficients, POLAR_COEFFICIENT_SETS)
     check_choice("polar_express", "precision", precision, PRECISIONS)
+    if M.numel() == 0:
+        return torch.zeros(M.shape, dtype=torch.float32, device=M.device)
     return on_short_side_batches(M, lambda X: polar_batched(X, steps, coefficients, precision)).float()
 
 

@@ -16,13 +16,12 @@ import torch
 from torch import Tensor
 
 from .polar import polar_batched
-from .target import frobenius_norm
+from .target import normalized
 
 
 def taylor_batched(X: Tensor, p: float, precision: str) -> Tensor:
     """(I + δE + ½δ(δ−1)E²)·polar(X/‖X‖_F) for a (B, m, n) batch with m ≤ n (float32)."""
-    X = X.float()
-    X = X / frobenius_norm(X).clamp_min(torch.finfo(torch.float32).tiny)
+    X = normalized(X, torch.float32)
     polar = polar_batched(X, 5, "polar_express", precision).float()
     if p == 0.0:
         return polar
@@ -37,8 +36,7 @@ def taylor_batched(X: Tensor, p: float, precision: str) -> Tensor:
 def dynmuon_published_batched(X: Tensor, p: float, precision: str) -> Tensor:
     """The public DynMuon rule: M/‖M‖_F for p ≥ 0.25, polar for 0 ≤ p < 0.25, Taylor correction for p < 0."""
     if p >= 0.25:
-        X = X.float()
-        return X / frobenius_norm(X).clamp_min(torch.finfo(torch.float32).tiny)
+        return normalized(X, torch.float32)
     if p >= 0.0:
         return polar_batched(X, 5, "polar_express", precision).float()
     return taylor_batched(X, p, precision)

@@ -1,27 +1,45 @@
-"""The odd quintic matrix iteration shared by Newton–Schulz, Polar Express and TNS.
+"""The odd quintic matrix iteration shared by Newton–Schulz, Polar Express and TNS, computed in place.
 
 One step maps X = U S Vᵀ to U q(S) Vᵀ with q(y) = a·y + b·y³ + c·y⁵:
 
-    A = X Xᵀ;  X ← a·X + (b·A + c·A²)·X          (3 matmuls, short side first)
+    A = X Xᵀ;  B = b·A + c·A²;  X ← a·X + B·X          (short side first, X is m × n with m ≤ n)
+
+X is updated in place, column block by column block (column block j of X ← a·X + B·X depends only on column
+block j of X), so a step needs A and B (m × m each) and one block, not a second m × n iterate. Where A and B do not
+fit the memory budget (:data:`WORKSPACE_LIMIT`, m close to n) the step skips B and applies A twice per block,
+X_j ← a·X_j + A·(b·X_j + c·A·X_j): m²n more multiply-adds per step (1× the step's cost at m = n, where it is only
+chosen when B does not fit).
 
 Precision modes (shaping.md §3):
     "fp32"  – iterate and matmuls in float32;
-    "mixed" – float32 iterate and accumulator, bfloat16 GEMM operands with float32 accumulation (the
-              tensor-core pattern). In the update product B·X the iterate is split into two bfloat16 halves,
-              X ≈ hi + lo, so B·X = B·hi + B·lo keeps about 16 mantissa bits: rounding X to bf16 there is what
-              dominates the error (aX and B·X nearly cancel), and the split brings the error to within about
-              the fp32 error on every spectrum we test, at 3 instead of 2 skinny bf16 GEMMs per step;
-    "bf16"  – bfloat16 iterate.
+    "mixed" – float32 iterate; A and B in bfloat16 (bf16 GEMMs with float32 accumulation); in the update product
+              B·X the iterate is split into two bfloat16 halves, X ≈ hi + lo, so B·X = B·hi + B·lo keeps about
+              16 mantissa bits: rounding X to bf16 there is what dominates the error (aX and B·X nearly cancel),
+              and the split brings the error to within about the fp32 error on every spectrum we test;
+    "bf16"  – bfloat16 iterate; the callers run the first steps in "mixed" (see :func:`step_precisions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
 
 PRECISIONS = ("fp32", "mixed", "bf16")
+WORKSPACE_LIMIT = 2.5
+"""Peak extra memory a step may plan for, in multiples of a float32 (m, n) matrix (the shaping input's size),
+counting the iterate and what the caller holds (TNS's accumulator)."""
+BLOCK = 1024
+"""Widest column block of an in-place update."""
+SMALL = 2**18
+"""Matrices with fewer entries take the fastest plan whatever its memory (at most a few MiB)."""
+MIN_BLOCK = 256
+"""Narrowest column block, even where the memory budget cannot be met (TNS on square matrices)."""
+ROW_BLOCK = 256
+"""Rows of a bfloat16 operand converted at a time by the CPU emulation of bf16 GEMMs."""
+
+_HAS_OUT_DTYPE = "dtype" in torch.ops.aten.bmm.overloads()
 
 
 def iterate_dtype(precision: str) -> torch.dtype:
@@ -29,36 +47,166 @@ def iterate_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
-_HAS_OUT_DTYPE = "dtype" in torch.ops.aten.bmm.overloads()
+def step_precisions(precision: str, steps: int, mixed_steps: int) -> list[str]:
+    """The precision of each step: precision="bf16" runs its first `mixed_steps` steps in "mixed".
+
+    A bf16 iterate rounds X to 8 bits; early on, the small singular values are far below that rounding noise of
+    the large ones and would be replaced by it (e.g. 108 % error at p = −0.5 on a rank-3 matrix). Once the first
+    steps have lifted them, bf16 loses nothing measurable (shaping.md, "Precision")."""
+    if precision != "bf16":
+        return [precision] * steps
+    return ["mixed"] * min(mixed_steps, steps) + ["bf16"] * max(steps - mixed_steps, 0)
 
 
-def bf16_matmul(x: Tensor, y: Tensor) -> Tensor:
+def bf16_matmul(x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
     """x @ y with bfloat16 operands, float32 accumulation and a float32 result (the tensor-core pattern).
 
-    On CUDA this is one bf16 GEMM with a float32 output; elsewhere it is emulated exactly by a float32 GEMM of
-    the bf16-rounded operands.
-    """
+    On CUDA this is one bf16 GEMM with a float32 output; elsewhere it is emulated exactly by float32 GEMMs of the
+    bf16-rounded operands, a block of x's rows at a time (so the float32 copies stay block-sized)."""
     x, y = x.to(torch.bfloat16), y.to(torch.bfloat16)
     if x.is_cuda and _HAS_OUT_DTYPE:
-        return torch.bmm(x, y, out_dtype=torch.float32)
-    return torch.bmm(x.float(), y.float())
+        result = torch.bmm(x, y, out_dtype=torch.float32)
+        return result if out is None else out.copy_(result)
+    return _emulated_matmul(x, y.float(), out)
 
 
-def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str) -> Tensor:
-    """One step X ← a·X + (b·XXᵀ + c·(XXᵀ)²)·X on a (B, m, n) batch with m ≤ n."""
+def _emulated_matmul(x: Tensor, y32: Tensor, out: Tensor | None) -> Tensor:
+    """x.float() @ y32 for a bfloat16 x, converting `ROW_BLOCK` rows of x at a time."""
+    if out is None:
+        out = torch.empty(*x.shape[:-1], y32.shape[-1], dtype=torch.float32, device=x.device)
+    for rows in _blocks(x.shape[-2], ROW_BLOCK):
+        torch.bmm(x[..., rows, :].float(), y32, out=out[..., rows, :])
+    return out
+
+
+def split_matmul(B: Tensor, x: Tensor, out: Tensor) -> Tensor:
+    """B·hi + B·lo into float32 `out`, for a bfloat16 B and float32 x ≈ hi + lo split into two bfloat16 halves
+    (about 16 mantissa bits of x survive). CUDA: two bf16 GEMMs with float32 output; elsewhere one float32 GEMM of
+    hi + lo (exactly representable in float32), which is the same product up to float32 round-off."""
+    hi = x.to(torch.bfloat16)
+    if x.is_cuda and _HAS_OUT_DTYPE:
+        lo = (x - hi.float()).to(torch.bfloat16)
+        torch.bmm(B, hi, out_dtype=torch.float32, out=out)
+        return out.add_(torch.bmm(B, lo, out_dtype=torch.float32))
+    x16 = hi.float()
+    del hi
+    lo = torch.sub(x, x16)
+    lo.copy_(lo.to(torch.bfloat16))  # lo rounded to bf16, held in float32
+    return _emulated_matmul(B, x16.add_(lo), out)
+
+
+def run_quintic(
+    X: Tensor,
+    coefficients: Iterable[tuple[float, float, float]],
+    precisions: Sequence[str],
+    held: float = 0.0,
+    each: Callable[[int, Tensor], None] | None = None,
+) -> Tensor:
+    """Apply one step per coefficient triple (a, b, c) — X is consumed: updated in place or replaced — calling
+    ``each(k, X_k)`` after step k = 1, 2, …; returns the last iterate. `held`: memory the caller keeps alive
+    meanwhile besides X, in multiples of a float32 X (it steers the memory plan of each step)."""
+    for k, ((a, b, c), precision) in enumerate(zip(coefficients, precisions, strict=True), start=1):
+        dtype = iterate_dtype(precision)
+        if X.dtype != dtype:
+            X = X.to(dtype)
+        X = quintic_step(X, a, b, c, precision, held)
+        if each is not None:
+            each(k, X)
+    return X
+
+
+def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: float = 0.0) -> Tensor:
+    """One step X ← a·X + (b·XXᵀ + c·(XXᵀ)²)·X on a (B, m, n) batch with m ≤ n, in place block by block (or,
+    where one block is all of X, into a new tensor, saving the copy back); returns the new X.
+
+    Plan (:func:`uses_b`): with B = b·A + c·A² (2m²n + m³ multiply-adds) or with A applied twice per block (3m²n,
+    no B). The plan depends on the shape and `held` only — never on whether X is the caller's input — so every
+    path that shapes the same matrix computes the same bits."""
+    m, n = X.shape[-2:]
     if precision == "mixed":
-        hi = X.to(torch.bfloat16)
-        lo = (X - hi.float()).to(torch.bfloat16)
-        A = bf16_matmul(hi, hi.mT)
-        B = bf16_matmul(A, A).mul_(c).add_(A, alpha=b).to(torch.bfloat16)
-        return bf16_matmul(B, hi).add_(bf16_matmul(B, lo)).add_(X, alpha=a)
+        return _mixed_step(X, a, b, c)
+    size = X.element_size() / 4  # in float32 units
+    if uses_b(m, n, size, held):
+        A = torch.bmm(X, X.mT)
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)
+        room = n if m * n < SMALL else int((WORKSPACE_LIMIT - size - held - 2.0 * size * m / n) * n / size)
+        width = max(m, min(n, BLOCK, room))
+        scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
+        return _blockwise(X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out))
     A = torch.bmm(X, X.mT)
-    B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-    return torch.baddbmm(X, B, X, beta=a)
+    width = min(n, max(MIN_BLOCK, min(BLOCK, int((WORKSPACE_LIMIT - size - held - size * m / n) * n / (2 * size)))))
+    t = torch.empty(*X.shape[:-1], width, dtype=X.dtype, device=X.device)
+
+    def update(x: Tensor, out: Tensor) -> None:  # a·x + A·(b·x + c·A·x): A twice instead of B once
+        u = torch.bmm(A, x, out=t[..., : x.shape[-1]])
+        u.mul_(c).add_(x, alpha=b)
+        torch.baddbmm(x, A, u, beta=a, out=out)
+
+    return _blockwise(X, width, None, X.dtype, update)
 
 
-def quintic_iterates(X: Tensor, coefficients: Iterable[tuple[float, float, float]], precision: str) -> Iterator[Tensor]:
-    """Yield X₁, X₂, … for successive coefficient triples (a, b, c)."""
-    for a, b, c in coefficients:
-        X = quintic_step(X, a, b, c, precision)
-        yield X
+def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
+    """Whether a step on an m × n iterate (m ≤ n; `size`: bytes per entry ÷ 4) forms B = b·A + c·A².
+
+    B is the faster plan (2m²n + m³ against 3m²n); it is taken when X, `held`, A and B fit :data:`WORKSPACE_LIMIT`,
+    when the matrix is small, or when the plan without B would cost over 5 % more and B fits once X's own copy is
+    left out (the optimizer hands its temporary over, so there X is no extra memory: spectral_power(overwrite=True))."""
+    with_b = size + held + 2.0 * size * m / n
+    if with_b <= WORKSPACE_LIMIT or m * n < SMALL:
+        return True
+    return 1.05 * (2.0 + m / n) < 3.0 and with_b - size <= WORKSPACE_LIMIT
+
+
+def _mixed_step(X: Tensor, a: float, b: float, c: float) -> Tensor:
+    """The "mixed" step on a float32 X: A = hi·hiᵀ and B in bfloat16, X ← a·X + B·hi + B·lo block by block."""
+    m, n = X.shape[-2:]
+    A = _bf16_gram(X)
+    B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # bf16 operands and result, float32 accumulation
+    width = min(n, MIN_BLOCK)
+    scratch = A if width * 2 <= m else None  # A is dead once B exists: a float32 block fits in its bf16 storage
+    return _blockwise(X, width, scratch, torch.float32, lambda x, out: split_matmul(B, x, out).add_(x, alpha=a))
+
+
+def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype, update) -> Tensor:
+    """X[..., j] ← update(X[..., j]) for column blocks j of `width`; update(x, out) writes its result to `out`
+    (carved from `scratch` if given). Where one block is all of X the result is returned instead of copied back."""
+    n = X.shape[-1]
+    if width >= n and scratch is None:
+        out = torch.empty(X.shape, dtype=dtype, device=X.device)
+        update(X, out)
+        return out
+    if scratch is None:  # one block buffer for all blocks
+        scratch = torch.empty(*X.shape[:-1], width, dtype=dtype, device=X.device)
+    for cols in _blocks(n, width):
+        x = X[..., cols]
+        out = _scratch(scratch, x, dtype)
+        update(x, out)
+        x.copy_(out)
+    return X
+
+
+def _bf16_gram(X: Tensor) -> Tensor:
+    """hi·hiᵀ rounded to bfloat16, hi = X rounded to bfloat16, accumulated in float32. CUDA: one bf16 GEMM;
+    elsewhere float32 GEMMs over column blocks of hi (block-sized copies instead of a bf16 copy of X)."""
+    if X.is_cuda:
+        hi = X.to(torch.bfloat16)
+        return torch.bmm(hi, hi.mT)
+    m = X.shape[-2]
+    A = torch.empty(*X.shape[:-1], m, dtype=torch.bfloat16, device=X.device)
+    part = torch.empty(*X.shape[:-2], min(m, BLOCK), m, dtype=torch.float32, device=X.device)
+    for rows in _blocks(m, BLOCK):  # a float32 row block of A at a time (the columns of hi are re-rounded)
+        acc = part[..., : rows.stop - rows.start, :].zero_()
+        for cols in _blocks(X.shape[-1], MIN_BLOCK):
+            hi = X[..., cols].to(torch.bfloat16).float()
+            acc.baddbmm_(hi[..., rows, :], hi.mT)
+        A[..., rows, :] = acc
+    return A
+
+
+def _blocks(n: int, width: int) -> list[slice]:
+    return [slice(j, min(j + width, n)) for j in range(0, n, width)]
+
+
+def _scratch(storage: Tensor, like: Tensor, dtype: torch.dtype) -> Tensor:
+    """A contiguous tensor of `like`'s shape and `dtype`, carved from the front of `storage`."""
+    return storage.view(-1).view(dtype)[: like.numel()].view(like.shape)

@@ -25,10 +25,38 @@ def frobenius_norm(M: Tensor) -> Tensor:
     return torch.linalg.vector_norm(M, dim=(-2, -1), keepdim=True)
 
 
+def power_of_two_scale(M: Tensor) -> Tensor:
+    """2^(−e) per matrix (shape (..., 1, 1)), with e the binary exponent of max|M|, so max|M·2^(−e)| ∈ [½, 1).
+
+    Multiplying by a power of two is exact, so M·2^(−e) has M's digits and singular vectors while its Frobenius
+    norm lies in [½, √(mn)): neither the norm nor any later product can over- or underflow, whatever M's
+    magnitude. In float64 if M is float64, else float32; e is clamped so that 2^(−e) is a normal number (a matrix
+    of subnormals still ends up with max|·| ≥ 2^(−23))."""
+    wide = M.dtype == torch.float64
+    dtype, bias, mantissa_bits = (torch.float64, 1023, 52) if wide else (torch.float32, 127, 23)
+    if M.shape[-1] == 0 or M.shape[-2] == 0:  # no entries: nothing to scale (and max|M| has no identity)
+        return torch.ones(*M.shape[:-2], 1, 1, dtype=dtype, device=M.device)
+    amax = torch.linalg.vector_norm(M, ord=float("inf"), dim=(-2, -1), keepdim=True).to(dtype)
+    exponent = torch.frexp(amax).exponent.clamp(1 - bias, bias - 1)  # so that 2^(−exponent) is a normal number
+    bits = (bias - exponent).to(torch.int64 if wide else torch.int32)
+    return (bits << mantissa_bits).view(dtype)  # the IEEE encoding of 2^(−exponent): exact
+
+
+def normalized(M: Tensor, dtype: torch.dtype, divisor: float = 1.0, out: Tensor | None = None) -> Tensor:
+    """M/(divisor·‖M‖_F) per matrix as a contiguous tensor of `dtype` (`out`, or a new one); zeros for a zero matrix.
+
+    Scaled by :func:`power_of_two_scale` first and only then rounded to `dtype`, so every finite M — from the
+    smallest normal to the largest finite value of its dtype — comes out right, and a low-precision `dtype` never
+    sees an unnormalised value. `out` may be M itself (in place)."""
+    if out is None:
+        out = torch.empty(M.shape, dtype=dtype, device=M.device)
+    torch.mul(M, power_of_two_scale(M), out=out)
+    norm = frobenius_norm(out)  # (not dtype=float32: that would convert a bf16 `out` in a full copy)
+    norm = norm if norm.dtype == torch.float64 else norm.float()
+    return out.div_((norm * divisor).clamp_min(torch.finfo(norm.dtype).tiny))
+
+
 def shape_svd(M: Tensor, p: float, eps: float = 1e-3) -> Tensor:
     """Reference U φ(Σ/ν) Vᵀ computed by a float64 SVD (returns float64). Exact, slow; for tests and audits."""
-    M64 = M.detach().to(torch.float64)
-    U, S, Vh = torch.linalg.svd(M64, full_matrices=False)
-    nu = torch.linalg.vector_norm(S, dim=-1, keepdim=True)
-    s = S / nu.clamp_min(torch.finfo(torch.float64).tiny)
-    return (U * phi(s, p, eps).unsqueeze(-2)) @ Vh
+    U, S, Vh = torch.linalg.svd(normalized(M.detach(), torch.float64), full_matrices=False)
+    return (U * phi(S, p, eps).unsqueeze(-2)) @ Vh

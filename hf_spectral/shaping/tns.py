@@ -19,8 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .quintic import iterate_dtype, quintic_iterates
-from .target import frobenius_norm, phi
+from .quintic import run_quintic, step_precisions
+from .target import normalized, phi
 
 TNS_COEFFICIENTS: tuple[float, float, float] = (2.54815, -3.50720, 1.60367)
 TNS_DEFAULT_STEPS = 8
@@ -28,6 +28,10 @@ FIT_POINTS = 400
 FIT_FLOOR_FACTOR = 30.0  # the fit grid starts at ε / 30
 FIT_RIDGE = 1e-8
 MAX_FIT_ERROR = 0.05  # refuse (p, ε, K) whose scalar fit is worse than 5 % on s ∈ [ε, 1]
+TNS_BF16_STEPS = 3
+"""precision="bf16" runs only the last this-many steps with a bf16 iterate, the earlier ones in "mixed": the
+weights of p < 0 amplify rounding noise of the early iterates in the small directions (all-bf16: up to 108 % off
+on a rank-3 bf16 matrix at p = −0.5; this split: ≤ 1.7 %; shaping.md, "Precision")."""
 
 
 class TNSWeights(NamedTuple):
@@ -60,14 +64,17 @@ def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> 
     return TNSWeights(tuple(w.tolist()), fit_error)
 
 
-def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str) -> Tensor:
-    """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n; float32 accumulator, returns float32."""
-    nu = frobenius_norm(X.float())
-    X = (X / nu.clamp_min(torch.finfo(torch.float32).tiny)).to(
-        iterate_dtype(precision), memory_format=torch.contiguous_format
-    )  # contiguous: batched GEMMs would copy a transposed operand at every step
-    Y = X.float() * weights[0]
-    coefficients = [TNS_COEFFICIENTS] * (len(weights) - 1)
-    for w, Xk in zip(weights[1:], quintic_iterates(X, coefficients, precision), strict=True):
-        Y.add_(Xk, alpha=w)
+def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite: bool = False) -> Tensor:
+    """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n; float32 accumulator, returns float32.
+
+    X₀ = X/‖X‖_F in float32 (:func:`normalized`: exact for any finite X); in bf16 all but the last
+    :data:`TNS_BF16_STEPS` steps run in "mixed". `overwrite`: X may serve as the iterate (its contents are lost)."""
+    steps = len(weights) - 1
+    precisions = step_precisions(precision, steps, steps - TNS_BF16_STEPS)
+    donated = overwrite and X.dtype == torch.float32 and X.is_contiguous()  # (transposed: other GEMM bits)
+    start = [normalized(X, torch.float32, out=X if donated else None)]
+    Y = start[0] * weights[0]
+    # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
+    run_quintic(start.pop(), [TNS_COEFFICIENTS] * steps, precisions, held=1.0,
+                each=lambda k, Xk: Y.add_(Xk, alpha=weights[k]))  # fmt: skip
     return Y
