@@ -7,10 +7,10 @@ One step maps X = U S Vᵀ to U q(S) Vᵀ with q(y) = a·y + b·y³ + c·y⁵:
 X is updated in place, column block by column block (column block j of X ← a·X + B·X depends only on column
 block j of X), so a step needs A and B (m × m each) and one block, not a second m × n iterate. Where A and B do not
 fit the memory budget (:data:`WORKSPACE_LIMIT`, m close to n) the step skips B and applies A twice per block,
-X_j ← a·X_j + A·(b·X_j + c·A·X_j): m²n more multiply-adds per step (1× the step's cost at m = n, where it is only
-chosen when B does not fit).
+X_j ← a·X_j + A·(b·X_j + c·A·X_j): 3m²n multiply-adds instead of 2m²n + m³, chosen only where that is at most 5 %
+more (:func:`uses_b`).
 
-Precision modes (shaping.md §3):
+Precision modes (docs/shaping.md, "Range and precision"):
     "fp32"  – iterate and matmuls in float32;
     "mixed" – float32 iterate; A and B in bfloat16 (bf16 GEMMs with float32 accumulation); in the update product
               B·X the iterate is split into two bfloat16 halves, X ≈ hi + lo, so B·X = B·hi + B·lo keeps about
@@ -28,8 +28,8 @@ from torch import Tensor
 
 PRECISIONS = ("fp32", "mixed", "bf16")
 WORKSPACE_LIMIT = 2.5
-"""Peak extra memory a step may plan for, in multiples of a float32 (m, n) matrix (the shaping input's size),
-counting the iterate and what the caller holds (TNS's accumulator)."""
+"""Peak memory a step plans for, in multiples of a float32 (m, n) matrix (the shaping input's size), counting the
+iterate, what the caller holds (TNS's accumulator), A, B and the column block."""
 BLOCK = 1024
 """Widest column block of an in-place update."""
 SMALL = 2**18
@@ -52,7 +52,7 @@ def step_precisions(precision: str, steps: int, mixed_steps: int) -> list[str]:
 
     A bf16 iterate rounds X to 8 bits; early on, the small singular values are far below that rounding noise of
     the large ones and would be replaced by it (e.g. 108 % error at p = −0.5 on a rank-3 matrix). Once the first
-    steps have lifted them, bf16 loses nothing measurable (shaping.md, "Precision")."""
+    steps have lifted them, bf16 loses nothing measurable (docs/shaping.md, "Range and precision")."""
     if precision != "bf16":
         return [precision] * steps
     return ["mixed"] * min(mixed_steps, steps) + ["bf16"] * max(steps - mixed_steps, 0)
@@ -129,20 +129,19 @@ def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: 
     if uses_b(m, n, size, held):
         A = torch.bmm(X, X.mT)
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-        room = n if m * n < SMALL else int((WORKSPACE_LIMIT - size - held - 2.0 * size * m / n) * n / size)
-        width = max(m, min(n, BLOCK, room))
+        room = int((WORKSPACE_LIMIT - size - held - 2.0 * size * m / n) * n / size)
+        width = n if m * n < SMALL else max(m, min(n, BLOCK, room))
         scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
         return _blockwise(X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out))
     A = torch.bmm(X, X.mT)
-    width = min(n, max(MIN_BLOCK, min(BLOCK, int((WORKSPACE_LIMIT - size - held - size * m / n) * n / (2 * size)))))
-    t = torch.empty(*X.shape[:-1], width, dtype=X.dtype, device=X.device)
-
-    def update(x: Tensor, out: Tensor) -> None:  # a·x + A·(b·x + c·A·x): A twice instead of B once
-        u = torch.bmm(A, x, out=t[..., : x.shape[-1]])
-        u.mul_(c).add_(x, alpha=b)
-        torch.baddbmm(x, A, u, beta=a, out=out)
-
-    return _blockwise(X, width, None, X.dtype, update)
+    width = min(n, max(MIN_BLOCK, min(BLOCK, int((WORKSPACE_LIMIT - size - held - size * m / n) * n / size))))
+    scratch = torch.empty(*X.shape[:-1], width, dtype=X.dtype, device=X.device)
+    for cols in _blocks(n, width):  # x ← a·x + A·(b·x + c·A·x): A twice instead of B once, x updated in place
+        x = X[..., cols]
+        t = torch.bmm(A, x, out=_scratch(scratch, x, X.dtype))
+        t.mul_(c).add_(x, alpha=b)
+        x.baddbmm_(A, t, beta=a)
+    return X
 
 
 def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
@@ -162,7 +161,7 @@ def _mixed_step(X: Tensor, a: float, b: float, c: float) -> Tensor:
     m, n = X.shape[-2:]
     A = _bf16_gram(X)
     B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # bf16 operands and result, float32 accumulation
-    width = min(n, MIN_BLOCK)
+    width = n if m * n < SMALL else min(n, MIN_BLOCK)
     scratch = A if width * 2 <= m else None  # A is dead once B exists: a float32 block fits in its bf16 storage
     return _blockwise(X, width, scratch, torch.float32, lambda x, out: split_matmul(B, x, out).add_(x, alpha=a))
 
@@ -191,12 +190,12 @@ def _bf16_gram(X: Tensor) -> Tensor:
     if X.is_cuda:
         hi = X.to(torch.bfloat16)
         return torch.bmm(hi, hi.mT)
-    m = X.shape[-2]
+    m, n = X.shape[-2:]
     A = torch.empty(*X.shape[:-1], m, dtype=torch.bfloat16, device=X.device)
     part = torch.empty(*X.shape[:-2], min(m, BLOCK), m, dtype=torch.float32, device=X.device)
     for rows in _blocks(m, BLOCK):  # a float32 row block of A at a time (the columns of hi are re-rounded)
         acc = part[..., : rows.stop - rows.start, :].zero_()
-        for cols in _blocks(X.shape[-1], MIN_BLOCK):
+        for cols in _blocks(n, n if m * n < SMALL else MIN_BLOCK):
             hi = X[..., cols].to(torch.bfloat16).float()
             acc.baddbmm_(hi[..., rows, :], hi.mT)
         A[..., rows, :] = acc
