@@ -90,6 +90,8 @@ class Shaper:
                     stacked, overwrite = matrices[0].unsqueeze(0), bool(private and private[chunk[0][0]])
                 else:
                     stacked, overwrite = torch.stack(matrices), True  # a fresh copy
+                if stats is not None:  # before the shaping, which may overwrite `stacked`
+                    stats.add_direction(stacked)
                 result = shape_and_scale(stacked, settings, overwrite)
                 self.matrices_shaped += len(chunk)
                 if stats is not None:

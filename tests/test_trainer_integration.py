@@ -94,6 +94,9 @@ def test_trainer_sets_real_length_and_shapes_once_per_optimizer_step(tmp_path, m
         assert entry["spectral/p"] == pytest.approx(opt.p_at(opt.param_groups[0], entry["step"] - 1), abs=1e-6)
         # rms="adamw": exactly AdamW's update RMS at that step (β₁ = --adam_beta1 = 0.9)
         assert entry["spectral/update_rms"] == pytest.approx(adamw_update_rms(entry["step"], 0.9), rel=1e-3)
+        assert entry["spectral/direction_rms"] > 0 and 1.0 <= entry["spectral/direction_stable_rank"] <= 64
+    ranks = [e["spectral/direction_stable_rank"] for e in logged]
+    assert len(set(ranks)) > 1  # it tells something: the momentum's spectrum changes over training
     assert logged[0]["spectral/p"] > 0.0 > logged[-1]["spectral/p"]  # positive early, negative late
 
 
@@ -217,6 +220,9 @@ def test_p_is_logged_at_the_first_step_and_its_milestones_and_reaches_tensorboar
     logged = {e["step"]: e["spectral/p"] for e in trainer.state.log_history if "spectral/p" in e}
     assert 1 in logged and first_negative in logged
     assert 2 <= len(logged) <= 4  # milestones, not every step
+    entries = [e for e in trainer.state.log_history if "spectral/p" in e]
+    assert all("spectral/direction_stable_rank" in e for e in entries)  # measured on those very steps
+    assert len({e["spectral/direction_rms"] for e in entries}) == len(entries)  # fresh, not carried over
     for step, value in logged.items():
         assert value == pytest.approx(p[step - 1], abs=1e-6)
 

@@ -3,8 +3,10 @@
 Besides every ``logging_steps``, a log line is forced on the first step and on the steps where p passes a
 milestone of its schedule (changes sign, crosses halfway, comes within 5 % of its end value).
 
-Logged keys (train logs only, next to ``loss``): ``spectral/p`` (the p of the latest step), ``spectral/update_rms``
-(RMS of the scaled shaped update before the learning rate, averaged over matrices, measured on logging steps), and
+Logged keys (train logs only, next to ``loss``): ``spectral/p`` (the p of the latest step);
+``spectral/direction_rms`` and ``spectral/direction_stable_rank`` (the direction before shaping: its RMS and
+‖M‖_F²/σ₁²) and ``spectral/update_rms`` (RMS of the scaled shaped update before the learning rate), means over
+matrices measured on the logged steps; and
 with ``stats_every`` > 0 ``spectral/update_top_sv`` and ``spectral/update_effective_rank`` (latest measurement),
 plus ``spectral/skipped_steps`` once a non-finite gradient was skipped.
 """
@@ -38,6 +40,18 @@ def _schedule_bounds(opt: SpectralOptimizer) -> tuple[float, float] | None:
             schedule = as_schedule(group["p"])
             return (schedule(0.0), schedule(1.0)) if schedule.needs_total_steps else None
     return None
+
+
+def _milestone_ahead(opt: SpectralOptimizer) -> bool:
+    """Whether the coming step's p passes a milestone of the first spectral group's schedule."""
+    bounds = _schedule_bounds(opt)
+    if bounds is None:
+        return False
+    group = next(g for g in opt.param_groups if g["algorithm"] == "spectral")
+    if not group.get("total_steps"):
+        return False
+    previous = opt.p_at(group, group["step"] - 1) if group["step"] > 0 else None
+    return p_milestone(previous, opt.p_at(group), *bounds)
 
 
 def p_milestone(previous: float | None, current: float, start: float, end: float) -> bool:
@@ -79,25 +93,23 @@ class SpectralCallback(TrainerCallback):
                     "across ranks (each rank shapes every matrix); check that the model is wrapped in DDP"
                 )
 
-    def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        """Log on the first step and when p passes a milestone (:func:`p_milestone`), whatever ``logging_steps``
-        says: with a short run or a long logging interval the high-p phase can otherwise end unseen."""
+    def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        """Collect statistics in the coming optimizer step when it will be logged: every ``logging_steps``, the
+        first step, and a step where p passes a milestone (:func:`p_milestone`) — those are logged whatever
+        ``logging_steps`` says, since with a short run or a long interval the high-p phase can end unseen."""
         opt = unwrap_optimizer(optimizer)
         if opt is None:
             return
-        p = opt.current_p()
-        previous, self._previous_p = getattr(self, "_previous_p", None), p
-        if p is None or state.global_step < 1:
-            return
-        bounds = _schedule_bounds(opt)
-        if state.global_step == 1 or (bounds is not None and p_milestone(previous, p, *bounds)):
-            control.should_log = True
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        opt = unwrap_optimizer(optimizer)
+        upcoming = state.global_step + 1
         every = getattr(state, "logging_steps", 0) or 0
-        if opt is not None and every and (state.global_step + 1) % every == 0:
+        self._force_log = upcoming == 1 or _milestone_ahead(opt)
+        if self._force_log or (every and upcoming % every == 0):
             opt.collect_stats_next_step()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        if getattr(self, "_force_log", False):
+            control.should_log = True
+            self._force_log = False
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, optimizer: Any = None, **kw: Any
