@@ -49,8 +49,9 @@ def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str, over
     divisor = 1.02 if coefficients == "polar_express" else 1.0
     dtype = iterate_dtype(precisions[0])
     donated = overwrite and X.dtype == dtype and X.is_contiguous()  # (a transposed X would change the GEMMs)
-    X = normalized(X, dtype, divisor, out=X if donated else None)
-    return run_quintic(X, _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
+    start = normalized(X, dtype, divisor, out=X if donated else None)
+    del X  # only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
+    return run_quintic(start, _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
 
 
 def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_express", precision: str = "fp32") -> Tensor:

@@ -90,7 +90,7 @@ def split_matmul(B: Tensor, x: Tensor, out: Tensor) -> Tensor:
         return out.add_(torch.bmm(B, lo, out_dtype=torch.float32))
     x16 = hi.float()
     del hi
-    lo = torch.sub(x, x16)
+    lo = torch.sub(x, x16, out=out)  # `out` is free until the product: it holds lo meanwhile
     lo.copy_(lo.to(torch.bfloat16))  # lo rounded to bf16, held in float32
     return _emulated_matmul(B, x16.add_(lo), out)
 
@@ -192,8 +192,8 @@ def _bf16_gram(X: Tensor) -> Tensor:
         return torch.bmm(hi, hi.mT)
     m, n = X.shape[-2:]
     A = torch.empty(*X.shape[:-1], m, dtype=torch.bfloat16, device=X.device)
-    part = torch.empty(*X.shape[:-2], min(m, BLOCK), m, dtype=torch.float32, device=X.device)
-    for rows in _blocks(m, BLOCK):  # a float32 row block of A at a time (the columns of hi are re-rounded)
+    part = torch.empty(*X.shape[:-2], min(m, BLOCK // 2), m, dtype=torch.float32, device=X.device)
+    for rows in _blocks(m, BLOCK // 2):  # a float32 row block of A at a time (the columns of hi are re-rounded)
         acc = part[..., : rows.stop - rows.start, :].zero_()
         for cols in _blocks(n, n if m * n < SMALL else MIN_BLOCK):
             hi = X[..., cols].to(torch.bfloat16).float()

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .quintic import run_quintic, step_precisions
+from .quintic import BLOCK, run_quintic, step_precisions
 from .target import normalized, phi
 
 TNS_COEFFICIENTS: tuple[float, float, float] = (2.54815, -3.50720, 1.60367)
@@ -76,5 +76,12 @@ def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite
     Y = start[0] * weights[0]
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
     run_quintic(start.pop(), [TNS_COEFFICIENTS] * steps, precisions, held=1.0,
-                each=lambda k, Xk: Y.add_(Xk, alpha=weights[k]))  # fmt: skip
+                each=lambda k, Xk: _accumulate(Y, Xk, weights[k]))  # fmt: skip
     return Y
+
+
+def _accumulate(Y: Tensor, X: Tensor, w: float) -> None:
+    """Y += w·X; a bf16 X is added a block of columns at a time (a mixed-dtype add converts all of X at once)."""
+    width = X.shape[-1] if X.dtype == Y.dtype else BLOCK
+    for j in range(0, X.shape[-1], width):
+        Y[..., j : j + width].add_(X[..., j : j + width], alpha=w)
