@@ -100,5 +100,6 @@ def test_train_under_accelerate_launch(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
-    assert [e["step"] for e in history if "loss" in e] == [2, 4, 6]
+    logged = [e["step"] for e in history if "loss" in e]
+    assert logged[0] == 1 and {2, 4, 6} <= set(logged)  # every logging_steps, plus step 1 and p's milestones
     assert (tmp_path / "recipe.yaml").is_file()
