@@ -92,8 +92,8 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
 @pytest.mark.parametrize(
     "override,key,message",
     [
-        (("training.max_steps", "ten"), "training.max_steps", "must be an integer"),
-        (("training.eval_strategy", "sometimes"), "training.eval_strategy", "must be one of no, steps, epoch"),
+        (("training.max_steps", "ten"), "training.max_steps", "invalid int value: 'ten'"),
+        (("training.eval_strategy", "sometimes"), "training.eval_strategy", "invalid choice: 'sometimes' (choose from"),
         (("training.learning_rate", 0.1), "training.learning_rate", "set it as optimizer.lr"),
         (("optimizer.name", "adamx"), "optimizer.name", "unknown optimizer name"),
         (("optimizer.lr", -1.0), "optimizer.lr", "must be ≥ 0"),
@@ -108,7 +108,7 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
         (("compare.baseline", ["adamx"]), "compare.baseline[0]", "unknown optimizer name"),
         (("compare.seeds", 0), "compare.seeds", "must be ≥ 1"),
         (("launch.accelerate_config", "missing.yaml"), "launch.accelerate_config", "no such file"),
-        (("peft", {"r": 4, "bias": "some"}), "peft.bias", "must be one of"),
+        (("peft", {"r": 4, "bias": "some"}), "peft.bias", "invalid choice: 'some' (choose from"),
         (("quick", {"trainin.max_steps": 1}), "quick.trainin.max_steps", "unknown section"),
     ],
 )

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
-from .schema import Recipe, from_mapping
+from .fields import build
+from .schema import Recipe
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -69,7 +70,7 @@ def load_recipe(path: str | Path, overrides: Iterable[tuple[str, Any]] = (), *, 
                 set_dotted(data, key, value)
         for key, value in overrides:
             set_dotted(data, key, value)
-        recipe = from_mapping(Recipe, data)
+        recipe = build(Recipe, data)
         recipe.source = str(path)
         return recipe.validate()
     except RecipeError as err:

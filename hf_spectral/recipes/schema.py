@@ -1,77 +1,64 @@
-"""The recipe schema: one dataclass per YAML section, each field documented in its ``help`` metadata.
+"""The recipe schema: one dataclass per YAML section, each field documented in its ``help`` metadata (the text
+HfArgumentParser shows too).
 
-A recipe is built from a plain mapping by :func:`from_mapping` (unknown keys and ill-typed values raise
-:class:`RecipeError` naming the key) and then checked as a whole by :meth:`Recipe.validate`. An empty value
-(``null``) means "the default", so ``--set model.config=null`` removes a section's entry.
+:func:`~.fields.build` makes a :class:`Recipe` from a plain mapping (unknown keys and ill-typed values raise
+:class:`RecipeError` naming the key), then :meth:`Recipe.validate` checks it as a whole. An empty value (``null``)
+means "the default", so ``--set model.config=null`` removes a section's entry.
 """
 
+# ruff: noqa: RUF009 (doc() returns a dataclasses.field, which ruff cannot tell)
 from __future__ import annotations
 
 import copy
 import dataclasses
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .coerce import coerce
 from .errors import RecipeError, unknown_key
-from .passthrough import check_lora, check_model_config, check_training_args
+from .fields import check_lora, check_model_config, check_training_args, dataclass_in, hints
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 ADAMW_ALIAS = {"adamw": "adamw_torch"}
 """Short names accepted next to the hf_spectral and transformers optimizer names."""
+COMPARED = ("dynmuon", "muon", "adamw")
+
+
+def doc(text: str, default: Any = None, factory: Any = None) -> Any:
+    """A dataclass field with its help text."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
 
 
 @dataclass
 class ModelSection:
     """What is trained: a pretrained model, or a new one from a config (random initialisation)."""
 
-    name_or_path: str | None = field(
-        default=None, metadata={"help": "hub id or local directory for AutoModelForCausalLM.from_pretrained"}
-    )
-    config: dict[str, Any] | None = field(
-        default=None,
-        metadata={
-            "help": "model_type plus config overrides, for AutoConfig.for_model + AutoModelForCausalLM.from_config"
-        },
-    )
-    dtype: str | None = field(
-        default=None, metadata={"help": "weights dtype for from_pretrained: auto, float32, bfloat16, float16"}
-    )
+    name_or_path: str | None = doc("hub id or local directory for AutoModelForCausalLM.from_pretrained")
+    config: dict[str, Any] | None = doc("model_type plus config attributes, for AutoConfig.for_model + from_config")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = doc("weights dtype for from_pretrained")
 
     def validate(self, key: str) -> None:
         if (self.name_or_path is None) == (self.config is None):
             raise RecipeError(key, "set exactly one of name_or_path (from_pretrained) and config (from_config)")
         if self.config is not None:
             self.config = check_model_config(self.config, f"{key}.config")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise RecipeError(f"{key}.dtype", f"must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
 
 @dataclass
 class TokenizerTrain:
     """A byte-level BPE tokenizer trained on the recipe's own training text (hf_spectral.corpus.train_tokenizer)."""
 
-    vocab_size: int = field(
-        default=4096, metadata={"help": "vocabulary size, including the 256 byte tokens and <|endoftext|>"}
-    )
-    max_chars: int | None = field(
-        default=None, metadata={"help": "characters of training text to learn the merges from (default: all)"}
-    )
+    vocab_size: int = doc("vocabulary size, including the 256 byte tokens and <|endoftext|> (≥ 258)", 4096)
+    max_chars: int | None = doc("characters of training text to learn the merges from (default: all)")
 
 
 @dataclass
 class TokenizerSection:
     """Which tokenizer: a hub id / directory, a locally trained one, or (neither given) the model's own."""
 
-    name_or_path: str | None = field(
-        default=None, metadata={"help": "hub id or local directory for AutoTokenizer (default: the model's)"}
-    )
-    train: TokenizerTrain | None = field(
-        default=None, metadata={"help": "train a BPE tokenizer on the training text instead"}
-    )
+    name_or_path: str | None = doc("hub id or local directory for AutoTokenizer (default: the model's)")
+    train: TokenizerTrain | None = doc("train a BPE tokenizer on the training text instead")
 
     def validate(self, key: str, model: ModelSection) -> None:
         if self.name_or_path is not None and self.train is not None:
@@ -79,11 +66,8 @@ class TokenizerSection:
         if self.name_or_path is None and self.train is None and model.name_or_path is None:
             raise RecipeError(key, "a model built from model.config needs tokenizer.name_or_path or tokenizer.train")
         if self.train is not None:
-            if self.train.vocab_size < 258:
-                raise RecipeError(
-                    f"{key}.train.vocab_size", f"must be ≥ 258 (256 bytes + 2); got {self.train.vocab_size}"
-                )
-            _positive(self.train.max_chars, f"{key}.train.max_chars")
+            _at_least(258, f"{key}.train", vocab_size=self.train.vocab_size)
+            _at_least(1, f"{key}.train", max_chars=self.train.max_chars)
 
 
 @dataclass
@@ -91,26 +75,15 @@ class DataSection:
     """The text: ``stdlib`` (the Python standard library's source, offline) or any ``datasets.load_dataset`` source,
     tokenized, concatenated and cut into blocks of ``block_size`` tokens."""
 
-    dataset: str = field(
-        default="stdlib",
-        metadata={
-            "help": "stdlib or pydoc (built into Python), or a load_dataset path (hub id, directory, text, json)"
-        },
-    )
-    name: str | None = field(
-        default=None, metadata={"help": "load_dataset configuration name (e.g. wikitext-103-raw-v1)"}
-    )
-    data_files: str | list[str] | dict[str, Any] | None = field(
-        default=None, metadata={"help": "load_dataset data_files"}
-    )
-    split: str = field(default="train", metadata={"help": "training split (slices work: train[:99%]); stdlib: train"})
-    eval_split: str | None = field(
-        default=None, metadata={"help": "evaluation split (validation, train[99%:]; stdlib: eval); none: no eval"}
-    )
-    text_column: str = field(default="text", metadata={"help": "column holding the text"})
-    block_size: int = field(default=512, metadata={"help": "tokens per training sequence"})
-    max_train_samples: int | None = field(default=None, metadata={"help": "use at most this many training blocks"})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "use at most this many evaluation blocks"})
+    dataset: str = doc("stdlib or pydoc (built into Python), or a load_dataset path (hub id, directory)", "stdlib")
+    name: str | None = doc("load_dataset configuration name (e.g. wikitext-103-raw-v1)")
+    data_files: str | list[str] | dict[str, Any] | None = doc("load_dataset data_files")
+    split: str = doc("training split (slices work: train[:99%]); stdlib: train", "train")
+    eval_split: str | None = doc("evaluation split (validation, train[99%:]; stdlib: eval); none: no eval")
+    text_column: str = doc("column holding the text", "text")
+    block_size: int = doc("tokens per training sequence", 512)
+    max_train_samples: int | None = doc("use at most this many training blocks")
+    max_eval_samples: int | None = doc("use at most this many evaluation blocks")
 
     def validate(self, key: str) -> None:
         from ..corpus import BUILTIN_CORPORA, SPLITS
@@ -120,41 +93,31 @@ class DataSection:
                 if getattr(self, name) is not None:
                     raise RecipeError(f"{key}.{name}", f"does not apply to the built-in dataset {self.dataset}")
             for name in ("split", "eval_split"):
-                value = getattr(self, name)
-                if value is not None and value not in SPLITS:
-                    raise RecipeError(f"{key}.{name}", f"{self.dataset} splits are {', '.join(SPLITS)}; got {value!r}")
-        for name in ("block_size", "max_train_samples", "max_eval_samples"):
-            _positive(getattr(self, name), f"{key}.{name}")
+                if getattr(self, name) not in (None, *SPLITS):
+                    raise RecipeError(f"{key}.{name}", f"{self.dataset} splits are {', '.join(SPLITS)}; got "
+                                      f"{getattr(self, name)!r}")  # fmt: skip
+        _at_least(1, key, block_size=self.block_size, max_train_samples=self.max_train_samples,
+                  max_eval_samples=self.max_eval_samples)  # fmt: skip
 
 
 @dataclass
 class OptimizerOverride:
     """Per-optimizer values for ``compare`` (e.g. a lower lr for adamw); unset fields keep the section's."""
 
-    lr: float | None = field(default=None, metadata={"help": "learning rate"})
-    weight_decay: float | None = field(default=None, metadata={"help": "weight decay"})
-    optim_args: dict[str, Any] | str | None = field(default=None, metadata={"help": "optim_args of this optimizer"})
+    lr: float | None = doc("learning rate")
+    weight_decay: float | None = doc("weight decay")
+    optim_args: dict[str, Any] | str | None = doc("optim_args of this optimizer")
 
 
 @dataclass
 class OptimizerSection:
     """The optimizer, as TrainingArguments' optim / optim_args / learning_rate / weight_decay."""
 
-    name: str = field(
-        default="dynmuon",
-        metadata={"help": "muon, muonp, dynmuon, spectral_adam, spectral, adamw, or any transformers optim"},
-    )
-    lr: float = field(default=5e-5, metadata={"help": "learning rate (TrainingArguments.learning_rate)"})
-    weight_decay: float = field(
-        default=0.0, metadata={"help": "decoupled weight decay (TrainingArguments.weight_decay)"}
-    )
-    optim_args: dict[str, Any] | str | None = field(
-        default=None,
-        metadata={"help": "optim_args keys (see `hf-spectral optimizers`), as a mapping or a 'k=v,k=v' string"},
-    )
-    overrides: dict[str, OptimizerOverride] = field(
-        default_factory=dict, metadata={"help": "per-optimizer lr / weight_decay / optim_args for compare"}
-    )
+    name: str = doc("muon, muonp, dynmuon, spectral_adam, spectral, adamw, or any transformers optim", "dynmuon")
+    lr: float = doc("learning rate (TrainingArguments.learning_rate)", 5e-5)
+    weight_decay: float = doc("decoupled weight decay (TrainingArguments.weight_decay)", 0.0)
+    optim_args: dict[str, Any] | str | None = doc("--optim_args keys, as a mapping or a 'k=v,k=v' string")
+    overrides: dict[str, OptimizerOverride] = doc("per optimizer name: lr / weight_decay / optim_args", None, dict)
 
     @property
     def trainer_name(self) -> str:
@@ -177,12 +140,11 @@ class OptimizerSection:
         """This section switched to optimizer `name` for compare: lr and weight_decay carry over, optim_args only
         when the name is unchanged (p keys of dynmuon mean nothing to adamw), then ``overrides[name]`` applies."""
         over = self.overrides.get(name, OptimizerOverride())
-        own_args = self.optim_args if name == self.name else None
         return OptimizerSection(
             name=name,
             lr=self.lr if over.lr is None else over.lr,
             weight_decay=self.weight_decay if over.weight_decay is None else over.weight_decay,
-            optim_args=own_args if over.optim_args is None else over.optim_args,
+            optim_args=(self.optim_args if name == self.name else None) if over.optim_args is None else over.optim_args,
         )
 
     def validate(self, key: str) -> None:
@@ -190,19 +152,15 @@ class OptimizerSection:
         from ..integrations.trainer import validate_resolved
 
         _check_optimizer_name(self.name, f"{key}.name")
-        for name in self.overrides:
-            _check_optimizer_name(name, f"{key}.overrides.{name}")
-        _non_negative(self.lr, f"{key}.lr")
-        _non_negative(self.weight_decay, f"{key}.weight_decay")
+        _at_least(0, key, lr=self.lr, weight_decay=self.weight_decay)
         if self.name in OPTIMIZER_NAMES:
+            args = self.optim_args_string(f"{key}.optim_args")
             try:
-                args = self.optim_args_string(f"{key}.optim_args")
                 validate_resolved(resolve(self.name, args, lr=self.lr, weight_decay=self.weight_decay))
-            except RecipeError:
-                raise
             except (TypeError, ValueError) as err:
                 raise RecipeError(f"{key}.optim_args", str(err).removeprefix("optim_args: ")) from None
         for name in self.overrides:
+            _check_optimizer_name(name, f"{key}.overrides.{name}")
             self.for_name(name).validate(f"{key}.overrides.{name}")
 
 
@@ -210,29 +168,26 @@ class OptimizerSection:
 class LaunchSection:
     """How to launch on GPUs (informational: `hf-spectral check` and `train` print the command)."""
 
-    accelerate_config: str | None = field(
-        default=None, metadata={"help": "accelerate config file, relative to the recipe file"}
-    )
-    num_processes: int | None = field(
-        default=None, metadata={"help": "processes (GPUs) to launch; default: the accelerate config's"}
-    )
+    accelerate_config: str | None = doc("accelerate config file, relative to the recipe file")
+    num_processes: int | None = doc("processes (GPUs) to launch; default: the accelerate config's")
 
     def validate(self, key: str, base_dir: Path | None) -> None:
-        _positive(self.num_processes, f"{key}.num_processes")
-        if self.accelerate_config is None:
-            return
-        path = Path(self.accelerate_config)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise RecipeError(f"{key}.accelerate_config", f"no such file: {path}")
-        self.accelerate_config = str(path.resolve())
+        _at_least(1, key, num_processes=self.num_processes)
+        if self.accelerate_config is not None:
+            path = Path(self.accelerate_config)
+            path = base_dir / path if not path.is_absolute() and base_dir is not None else path
+            if not path.is_file():
+                raise RecipeError(f"{key}.accelerate_config", f"no such file: {path}")
+            self.accelerate_config = str(path.resolve())
 
     def command(self, recipe_path: str) -> str:
-        """The launch command line for `recipe_path`."""
+        """The launch command line for `recipe_path` (the config relative to the working directory if below it)."""
         parts = ["accelerate launch"]
         if self.accelerate_config:
-            parts.append(f"--config_file {_relative(self.accelerate_config)}")
+            config = Path(self.accelerate_config)
+            parts.append(
+                f"--config_file {config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config}"
+            )
         if self.num_processes:
             parts.append(f"--num_processes {self.num_processes}")
         return " ".join([*parts, "-m hf_spectral train", recipe_path])
@@ -242,24 +197,17 @@ class LaunchSection:
 class CompareSection:
     """What `hf-spectral compare` runs: the same recipe once per optimizer and seed."""
 
-    optimizers: list[str] = field(
-        default_factory=lambda: ["dynmuon", "muon", "adamw"],
-        metadata={"help": "optimizer names to compare (the first is the candidate)"},
-    )
-    seeds: int = field(default=1, metadata={"help": "runs per optimizer, with seeds training.seed, +1, +2, ..."})
-    baseline: list[str] | None = field(
-        default=None,
-        metadata={"help": "optimizers whose best final eval loss is the target (default: all but the first)"},
-    )
+    optimizers: list[str] = doc("optimizer names (the first is the candidate)", None, lambda: [*COMPARED])
+    seeds: int = doc("runs per optimizer, with seeds training.seed, +1, +2, ...", 1)
+    baseline: list[str] | None = doc("optimizers whose best final eval loss is the target (default: all but the 1st)")
 
     def validate(self, key: str) -> None:
         if not self.optimizers or len(set(self.optimizers)) != len(self.optimizers):
             raise RecipeError(f"{key}.optimizers", f"must be a non-empty list without repeats; got {self.optimizers}")
-        for i, name in enumerate(self.optimizers):
-            _check_optimizer_name(name, f"{key}.optimizers[{i}]")
-        _positive(self.seeds, f"{key}.seeds")
-        for i, name in enumerate(self.baseline or ()):
-            _check_optimizer_name(name, f"{key}.baseline[{i}]")
+        for what, names in (("optimizers", self.optimizers), ("baseline", self.baseline or ())):
+            for i, name in enumerate(names):
+                _check_optimizer_name(name, f"{key}.{what}[{i}]")
+        _at_least(1, key, seeds=self.seeds)
 
     def baselines(self) -> list[str]:
         """The baseline optimizers: those of `baseline` that are compared (``--optim`` may drop some), else every
@@ -272,23 +220,16 @@ class CompareSection:
 class Recipe:
     """A whole recipe. ``source`` is the file it came from (not a YAML key)."""
 
-    model: ModelSection = field(default_factory=ModelSection, metadata={"help": "the model"})
-    tokenizer: TokenizerSection = field(default_factory=TokenizerSection, metadata={"help": "the tokenizer"})
-    data: DataSection = field(default_factory=DataSection, metadata={"help": "the training (and evaluation) text"})
-    peft: dict[str, Any] | None = field(
-        default=None, metadata={"help": "peft.LoraConfig fields: train LoRA adapters instead of all weights"}
-    )
-    optimizer: OptimizerSection = field(default_factory=OptimizerSection, metadata={"help": "the optimizer"})
-    training: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "transformers.TrainingArguments fields, passed through"}
-    )
-    launch: LaunchSection = field(default_factory=LaunchSection, metadata={"help": "how to launch on GPUs"})
-    compare: CompareSection = field(default_factory=CompareSection, metadata={"help": "what hf-spectral compare runs"})
-    quick: dict[str, Any] = field(
-        default_factory=dict,
-        metadata={"help": "dotted overrides applied by --quick (a smoke test of the recipe)"},
-    )
-    source: str | None = field(default=None, repr=False, compare=False, metadata={"yaml": False})
+    model: ModelSection = doc("the model", None, ModelSection)
+    tokenizer: TokenizerSection = doc("the tokenizer", None, TokenizerSection)
+    data: DataSection = doc("the training (and evaluation) text", None, DataSection)
+    peft: dict[str, Any] | None = doc("peft.LoraConfig fields: train LoRA adapters instead of all weights")
+    optimizer: OptimizerSection = doc("the optimizer", None, OptimizerSection)
+    training: dict[str, Any] = doc("transformers.TrainingArguments fields, passed through", None, dict)
+    launch: LaunchSection = doc("how to launch on GPUs", None, LaunchSection)
+    compare: CompareSection = doc("what hf-spectral compare runs", None, CompareSection)
+    quick: dict[str, Any] = doc("dotted overrides applied by --quick (a smoke test of the recipe)", None, dict)
+    source: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def validate(self) -> Recipe:
         """Check every section and the sections against each other; returns self (values normalised)."""
@@ -307,7 +248,7 @@ class Recipe:
             if name not in self.optimizer.overrides and name != self.optimizer.name:
                 self.optimizer.for_name(name).validate(f"compare.optimizers[{i}]")
         self.launch.validate("launch", Path(self.source).parent if self.source else None)
-        sections = [f.name for f in dataclasses.fields(self) if f.metadata.get("yaml", True) and f.name != "quick"]
+        sections = [f.name for f in dataclasses.fields(self) if f.init and f.name != "quick"]
         for dotted in self.quick:
             if str(dotted).split(".")[0] not in sections:
                 raise unknown_key(f"quick.{dotted}", sections, "section")
@@ -327,22 +268,6 @@ class Recipe:
         return out
 
 
-def from_mapping(cls: type, data: Any, key: str = "") -> Any:
-    """An instance of dataclass `cls` from a mapping: unknown keys and ill-typed values raise RecipeError."""
-    if not isinstance(data, Mapping):
-        raise RecipeError(key or "recipe", f"must be a mapping of keys to values; got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)}
-    values = {}
-    for name, value in data.items():
-        path = f"{key}.{name}" if key else str(name)
-        if name not in fields:
-            raise unknown_key(path, list(fields))
-        if value is not None:
-            values[name] = coerce(value, hints[name], path)
-    return cls(**values)
-
-
 def _check_optimizer_name(name: str, key: str) -> None:
     from transformers.training_args import OptimizerNames
 
@@ -355,36 +280,19 @@ def _check_optimizer_name(name: str, key: str) -> None:
     raise unknown_key(key, [*names, *others], "optimizer name", f"{', '.join(names)}, or a transformers --optim name")
 
 
-def _positive(value: int | None, key: str) -> None:
-    if value is not None and value < 1:
-        raise RecipeError(key, f"must be ≥ 1; got {value}")
-
-
-def _non_negative(value: float, key: str) -> None:
-    if value < 0:
-        raise RecipeError(key, f"must be ≥ 0; got {value}")
-
-
-def _relative(path: str) -> str:
-    """`path` relative to the working directory when it lies below it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
+def _at_least(minimum: float, key: str, **values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < minimum:
+            raise RecipeError(f"{key}.{name}", f"must be ≥ {minimum}; got {value}")
 
 
 def schema_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(dotted key, default, help) of every key of the schema, nested sections included, in file order."""
-    hints = typing.get_type_hints(cls)
     rows = []
-    for f in dataclasses.fields(cls):
-        if not f.metadata.get("yaml", True):
-            continue
-        key = f"{prefix}{f.name}"
+    for f in (f for f in dataclasses.fields(cls) if f.init):
+        sub, per_name = dataclass_in(hints(cls)[f.name])
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        nested = [t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)]
-        rows.append((key, None if nested else default, f.metadata.get("help", "")))
-        if nested:
-            per_name = typing.get_origin(hints[f.name]) is dict  # optimizer.overrides.<name>.lr
-            rows.extend(schema_keys(nested[0], f"{key}.<name>." if per_name else f"{key}."))
+        rows.append((prefix + f.name, None if sub else default, f.metadata.get("help", "")))
+        if sub is not None:
+            rows.extend(schema_keys(sub, f"{prefix}{f.name}.<name>." if per_name else f"{prefix}{f.name}."))
     return rows
