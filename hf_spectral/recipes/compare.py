@@ -35,8 +35,7 @@ def base_seed(recipe: Recipe) -> int:
     """``training.seed``, or TrainingArguments' default."""
     from transformers import TrainingArguments
 
-    default = next(f.default for f in dataclasses.fields(TrainingArguments) if f.name == "seed")
-    return int(recipe.training.get("seed", default))
+    return int(recipe.training.get("seed", TrainingArguments.seed))
 
 
 def compare(recipe: Recipe, output_dir: Path) -> Comparison:

@@ -57,7 +57,7 @@ def _convert(cls: type, name: str, value: Any, key: str) -> Any:
         raise RecipeError(key, err.message) from None
 
 
-def _mapping(data: Any, key: str) -> Mapping:
+def as_mapping(data: Any, key: str) -> Mapping:
     if not isinstance(data, Mapping):
         raise RecipeError(key or "recipe", f"must be a mapping of keys to values; got {data!r}")
     return data
@@ -68,7 +68,7 @@ def parse_fields(cls: type, data: Any, key: str = "", what: str = "key", listed_
     the key; ``null`` (None) leaves a field at its default."""
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     out = {}
-    for name, value in _mapping(data, key).items():
+    for name, value in as_mapping(data, key).items():
         path = f"{key}.{name}" if key else str(name)
         if name not in names:
             raise unknown_key(path, names, what, listed_in)
@@ -84,7 +84,7 @@ def build(cls: type, data: Any, key: str = "") -> Any:
         sub, per_name = dataclass_in(hints(cls)[name])
         path = f"{key}.{name}" if key else name
         if sub is not None and per_name:
-            values[name] = {k: build(sub, v, f"{path}.{k}") for k, v in _mapping(value, path).items()}
+            values[name] = {k: build(sub, v, f"{path}.{k}") for k, v in as_mapping(value, path).items()}
         elif sub is not None:
             values[name] = build(sub, value, path)
     return cls(**values)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
-from .fields import build
+from .fields import as_mapping, build
 from .schema import Recipe
 
 
@@ -28,33 +28,27 @@ def parse_set(item: str) -> tuple[str, Any]:
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """``data["a"]["b"]["c"] = value`` for ``key = "a.b.c"``, creating mappings on the way."""
-    node = data
-    parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise RecipeError(".".join(parts[: i + 1]), f"is {child!r}, not a mapping, so {key} cannot be set")
-        node = child
-    node[parts[-1]] = value
+    *path, last = key.split(".")
+    for i, part in enumerate(path):
+        if data.get(part) is None:
+            data[part] = {}
+        data = data[part]
+        if not isinstance(data, dict):
+            raise RecipeError(".".join(path[: i + 1]), f"is {data!r}, not a mapping, so {key} cannot be set")
+    data[last] = value
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file (an empty file is an empty recipe)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise RecipeError("recipe", f"cannot read the file: {err.strerror}", str(path)) from None
-    try:
-        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise RecipeError("recipe", f"not valid YAML: {err}", str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict | None):
         raise RecipeError("recipe", f"must be a mapping of sections, got {type(data).__name__}", str(path))
-    return data
+    return data or {}
 
 
 def load_recipe(path: str | Path, overrides: Iterable[tuple[str, Any]] = (), *, quick: bool = False) -> Recipe:
@@ -62,13 +56,7 @@ def load_recipe(path: str | Path, overrides: Iterable[tuple[str, Any]] = (), *, 
     (dotted key, value) on top."""
     data = read_yaml(path)
     try:
-        if quick:
-            quick_overrides = data.get("quick") or {}
-            if not isinstance(quick_overrides, dict):
-                raise RecipeError("quick", f"must be a mapping of dotted keys to values; got {quick_overrides!r}")
-            for key, value in quick_overrides.items():
-                set_dotted(data, key, value)
-        for key, value in overrides:
+        for key, value in [*(as_mapping(data.get("quick") or {}, "quick").items() if quick else ()), *overrides]:
             set_dotted(data, key, value)
         recipe = build(Recipe, data)
         recipe.source = str(path)

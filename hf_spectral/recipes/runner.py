@@ -1,4 +1,5 @@
-"""One training run of a recipe through ``transformers.Trainer``.
+"""One training run of a recipe through ``transformers.Trainer``: the model from ``from_pretrained`` or
+``from_config`` (in LoRA adapters when the recipe has a ``peft`` section), the data of data.py.
 
 The run directory holds ``recipe.yaml`` (the resolved recipe: every key, defaults included), ``metrics.jsonl`` (every
 Trainer log line as it happens: loss, eval_loss, learning_rate, spectral/p, ...), ``trainer_state.json``,
@@ -17,7 +18,6 @@ from typing import Any
 from .data import Prepared, prepare
 from .errors import RecipeError
 from .load import dump_recipe
-from .model import build_model
 from .schema import Recipe
 from .summary import RunRecord, series
 
@@ -51,6 +51,28 @@ def default_run_dir(recipe: Recipe, suffix: str = "") -> Path:
     if recipe.training.get("output_dir"):
         return Path(recipe.training["output_dir"])
     return Path("runs") / (Path(recipe.source or "recipe").stem + suffix)
+
+
+def build_model(recipe: Recipe, tokenizer: Any) -> Any:
+    """The model to train. A config-built model takes its vocabulary size and special token ids from the tokenizer
+    unless its config sets them."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    section = recipe.model
+    if section.config is not None:
+        overrides = {k: v for k, v in section.config.items() if k != "model_type"}
+        overrides.setdefault("vocab_size", len(tokenizer))
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # as the tokenizer says, unless the recipe does
+            overrides.setdefault(name, getattr(tokenizer, name))
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(section.config["model_type"], **overrides))
+    else:
+        kwargs = {"dtype": section.dtype} if section.dtype else {}
+        model = AutoModelForCausalLM.from_pretrained(section.name_or_path, **kwargs)
+    if recipe.peft is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(**recipe.peft))
+    return model
 
 
 def _run_logger(path: Path, append: bool) -> Any:

@@ -24,10 +24,10 @@ COMPARED = ("dynmuon", "muon", "adamw")
 
 
 def doc(text: str, default: Any = None, factory: Any = None) -> Any:
-    """A dataclass field with its help text."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+    """A dataclass field with its help text (and its default, or a factory of defaults)."""
+    if factory is None:
+        return field(default=default, metadata={"help": text})
+    return field(default_factory=factory, metadata={"help": text})
 
 
 @dataclass
