@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import functools
 import re
 import typing
@@ -52,9 +53,11 @@ def _convert(cls: type, name: str, value: Any, key: str) -> Any:
         raise RecipeError(key, f"expected {wanted}; got {value!r}")
     parser = _option(cls, name)
     try:
-        return value if parser is None else getattr(parser.parse_args([f"--{name}={value}"]), name)
+        parsed = value if parser is None else getattr(parser.parse_args([f"--{name}={value}"]), name)
     except argparse.ArgumentError as err:
         raise RecipeError(key, err.message) from None
+    plain = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731 (YAML keeps strings, not enum members)
+    return [plain(v) for v in parsed] if isinstance(parsed, list) else plain(parsed)
 
 
 def as_mapping(data: Any, key: str) -> Mapping:
