@@ -60,15 +60,24 @@ def main(argv: list[str] | None = None) -> None:
           f"{n_params / 1e6:.1f} M parameters")  # fmt: skip
     contenders = {
         "torch.optim.Muon + AdamW": lambda: Paired(model, 1e-3),
-        "hf_spectral Muon (PE-5, bf16, exact RMS 0.2)": lambda: Muon(model, lr=1e-3),
-        "hf_spectral Muon (NS5, bf16, exact RMS 0.2)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
+        "hf_spectral Muon (PE-5, defaults)": lambda: Muon(model, lr=1e-3),
+        "hf_spectral Muon (PE-5, precision=bf16: mixed start)": lambda: Muon(model, lr=1e-3, precision="bf16"),
+        "hf_spectral Muon (NS5, defaults)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
         "torch.optim.Muon (original lr adjust) + AdamW": lambda: Paired(model, 1e-3, "original"),
-        "hf_spectral Muon (NS5, bf16, scale=spectral)": lambda: Muon(
+        "hf_spectral Muon (NS5, scale=spectral)": lambda: Muon(
             model, lr=1e-3, method="newton_schulz", scale="spectral"
         ),
-        "hf_spectral MuonP p=0.5 (TNS-8)": lambda: MuonP(model, lr=1e-3, p=0.5),
-        "hf_spectral DynMuon (TNS-8)": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
-        "hf_spectral SpectralAdam p=0.5": lambda: SpectralAdam(model, lr=1e-3),
+        # DynMuon's step at a given p is MuonP's at that p (same shaping, same state): its start, its midpoint,
+        # its final p (where it spends ~95 % of training), and the final p under the previous defaults
+        "hf_spectral DynMuon (defaults) at p = +0.1 (start)": lambda: MuonP(model, lr=1e-3, p=0.1),
+        "hf_spectral DynMuon (defaults) at p = 0 (midpoint)": lambda: MuonP(model, lr=1e-3, p=0.0),
+        "hf_spectral DynMuon (defaults) at p = -0.1 (final)": lambda: MuonP(model, lr=1e-3, p=-0.1),
+        "hf_spectral DynMuon (defaults), scheduled": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
+        "DynMuon at p = -0.1, previous defaults (TNS-8, eps 1e-3, fp32)": lambda: MuonP(
+            model, lr=1e-3, p=-0.1, eps=1e-3, ns_steps=8, precision="fp32"
+        ),
+        "hf_spectral MuonP p=0.5 (defaults)": lambda: MuonP(model, lr=1e-3, p=0.5),
+        "hf_spectral SpectralAdam p=0.5 (defaults)": lambda: SpectralAdam(model, lr=1e-3),
         "torch.optim.AdamW": lambda: torch.optim.AdamW(model.parameters(), lr=1e-3),
     }
     # Round robin: every round times one step of each optimizer, so slow phases of a shared machine hit all of

@@ -19,8 +19,9 @@ from typing import Any
 from .schedules import as_schedule, to_spec
 from .shaping import METHODS, PRECISIONS
 from .shaping.api import resolve_method
-from .shaping.tns import MAX_FIT_ERROR, TNS_DEFAULT_STEPS, tns_weights
+from .shaping.tns import MAX_FIT_ERROR, tns_weights
 from .shaping.validation import check_choice, check_real, check_steps
+from .updates import OPTIMIZER_EPS, OPTIMIZER_TNS_STEPS
 
 ALGORITHMS = ("spectral", "adamw")
 BASES = ("momentum", "adam")
@@ -28,7 +29,8 @@ ORDERS = ("momentum_first", "shape_first", "none")
 SCALES = ("rms", "spectral", "preserve", "none")
 
 OPTIMIZER_PRECISIONS = ("auto", *PRECISIONS)
-"""precision="auto" shapes in "mixed" on CUDA (bf16 tensor cores, fp32-level accuracy) and "fp32" elsewhere."""
+"""precision="auto": "bf16_all" on CPU; on CUDA "bf16" for Polar Express / Newton–Schulz, "mixed" for TNS
+(:func:`hf_spectral.updates.resolve_precision`)."""
 
 NU_DEFAULT = 0.7
 """Default ν of the direction (1−ν)G + νB (quasi-hyperbolic momentum); measured in docs/benchmarks.md."""
@@ -39,7 +41,7 @@ RMS_RULES = ("adamw",)
 
 SPECTRAL_DEFAULTS: dict[str, Any] = {
     "p": 0.0,
-    "eps": 1e-3,
+    "eps": OPTIMIZER_EPS,
     "method": "auto",
     "precision": "auto",
     "ns_steps": None,
@@ -115,7 +117,7 @@ def validate_group(group: MutableMapping[str, Any], where: str = "SpectralOptimi
 def _check_p_reachable(group: MutableMapping[str, Any], where: str) -> None:
     """Fail at construction, not mid-training, if the p range needs TNS beyond what its fit can reach."""
     lo, hi = as_schedule(group["p"]).bounds()
-    method, steps = group["method"], group["ns_steps"] or TNS_DEFAULT_STEPS
+    method, steps = group["method"], group["ns_steps"] or OPTIMIZER_TNS_STEPS
     for p in (lo, hi):
         if method in ("polar", "newton_schulz") and p != 0.0:
             raise ValueError(
@@ -125,5 +127,6 @@ def _check_p_reachable(group: MutableMapping[str, Any], where: str) -> None:
         if could_use_tns and tns_weights(p, group["eps"], steps).fit_error > MAX_FIT_ERROR:
             raise ValueError(
                 f"{where}: p reaches {p:.4g}, which TNS with ns_steps={steps} and eps={group['eps']} cannot compute "
-                "accurately (about [-0.5, 1.3] at 8 steps, eps >= 1e-3); narrow the p range, raise ns_steps or eps"
+                "accurately (about [-0.5, 1] at 6 steps with eps >= 1e-2, [-0.5, 1.3] at 8 with eps >= 1e-3); "
+                "narrow the p range, raise ns_steps or eps"
             )

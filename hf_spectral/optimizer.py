@@ -34,12 +34,15 @@ from .hyperparams import ADAMW_DEFAULTS, LORA_RMS_SCALE, NU_DEFAULT, SPECTRAL_DE
 from .schedules import PSpec, as_schedule
 from .shaper import Shaper
 from .shaping import check_shaping_arguments
+from .shaping.target import max_abs
 from .stats import UpdateStats
 from .updates import (
+    OPTIMIZER_EPS,
     MatrixLayout,
     ShapingSettings,
     adam_direction,
     adamw_update_rms,
+    kernel_steps,
     momentum_direction,
     resolve_precision,
 )
@@ -65,9 +68,11 @@ class SpectralOptimizer(torch.optim.Optimizer):
         weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
         p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
             name such as ``"dynmuon"``.
-        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1].
-        method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``);
-            precision ``"auto"`` (default) is ``"mixed"`` on CUDA and ``"fp32"`` elsewhere.
+        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 1e-2, see
+            :data:`hf_spectral.updates.OPTIMIZER_EPS`).
+        method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``;
+            default: 6 for TNS, 5 for Polar Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
+            CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
         order: ``"momentum_first"`` (average then shape), ``"shape_first"`` (shape then average) or ``"none"``.
         momentum: first-moment coefficient μ in [0, 1) (base="momentum").
@@ -97,7 +102,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         *,
         weight_decay: float = 0.0,
         p: PSpec = 0.0,
-        eps: float = 1e-3,
+        eps: float = OPTIMIZER_EPS,
         method: str = "auto",
         precision: str = "auto",
         ns_steps: int | None = None,
@@ -297,7 +302,8 @@ class SpectralOptimizer(torch.optim.Optimizer):
         for shape in shapes:
             check_shaping_arguments(
                 shape, settings.p, eps=settings.eps, method=settings.method,
-                precision=resolve_precision(settings.precision, device), steps=settings.ns_steps,
+                precision=resolve_precision(settings.precision, device, settings.method),
+                steps=kernel_steps(settings, shape),
             )  # fmt: skip
         return _GroupPlan(group, params, settings, layouts, [shard_spec(t) for t in params])
 
@@ -318,7 +324,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         grads = [g for g in grads if g.numel()]  # an FSDP2 rank may hold no rows of a matrix
         device = params[0].device if params else torch.device("cpu")
         if grads:
-            maxima = torch._foreach_norm(grads, ord=float("inf"))
+            maxima = [max_abs(g) for g in grads]  # (torch._foreach_norm(ord=inf) is 8x slower on CPU)
             device = maxima[0].device
             bad = (~torch.isfinite(torch.stack([m.float().to(device) for m in maxima]))).any().float()
         else:

@@ -21,14 +21,14 @@ TORCH_MUON_PARITY: dict[str, Any] = {"method": "newton_schulz", "scale": "spectr
 
 
 class Muon(SpectralOptimizer):
-    """Muon: W ← W − lr·scale·polar(momentum). Defaults: Polar Express, 5 steps, bf16 (set method="newton_schulz"
-    for Keller Jordan's coefficients, method="tns" or precision="fp32" for an exact polar factor)."""
+    """Muon: W ← W − lr·scale·polar(momentum). Defaults: Polar Express, 5 steps, precision "auto" (bf16 after a
+    mixed start on CUDA, all-bf16 on CPU, as torch.optim.Muon); set method="newton_schulz" for Keller Jordan's
+    coefficients, method="tns" or precision="fp32" for an exact polar factor."""
 
     def __init__(self, params: Any, lr: float = 1e-3, **kwargs: Any) -> None:
         if kwargs.get("p", 0.0) != 0.0:
             raise ValueError("Muon: p is fixed at 0; use MuonP or DynMuon for other powers")
         kwargs.setdefault("method", "polar")
-        kwargs.setdefault("precision", "bf16")
         super().__init__(params, lr, **kwargs)
 
 

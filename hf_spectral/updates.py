@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .shaping import spectral_power
+from .shaping import resolve_method, spectral_power
 from .shaping.target import power_of_two_scale
 
 
@@ -88,12 +88,21 @@ class MatrixLayout:
         return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)
 
 
+OPTIMIZER_EPS = 1e-2
+"""The optimizers' ε floor of φ (spectral_power's own default, 1e-3, is the exact kernel's). With ε = 1e-2, six
+TNS steps fit φ within 2.5 % for every p in [-0.5, 1], and a bf16 iterate is safe: a direction below the floor is
+amplified by at most ε^(p-1) (~160 at p = -0.1, where 1e-3 gives ~2000), so rounding noise stays small. Measured
+on the momentum matrices of the quality runs and in training (docs/shaping.md, "What training needs")."""
+OPTIMIZER_TNS_STEPS = 6
+"""TNS steps the optimizers take when ``ns_steps`` is not set (spectral_power's own default is 8, for ε = 1e-3)."""
+
+
 @dataclass(frozen=True)
 class ShapingSettings:
     """Everything needed to turn a batch of pre-shaping matrices into scaled updates at one step."""
 
     p: float
-    eps: float = 1e-3
+    eps: float = OPTIMIZER_EPS
     method: str = "auto"
     precision: str = "auto"
     ns_steps: int | None = None
@@ -137,15 +146,31 @@ def scale_factor(O: Tensor, D_norm: Tensor | None, scale: str, rms: float) -> Te
 
 def shaped_dtype(settings: ShapingSettings, device: torch.device) -> torch.dtype:
     """dtype of shape_and_scale's result: bfloat16 for Polar Express / Newton–Schulz in bf16, else float32."""
-    bf16 = settings.method in ("polar", "newton_schulz") and resolve_precision(settings.precision, device) == "bf16"
+    polar = settings.method in ("polar", "newton_schulz")
+    bf16 = polar and resolve_precision(settings.precision, device, settings.method) in ("bf16", "bf16_all")
     return torch.bfloat16 if bf16 else torch.float32
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The optimizer's precision="auto": "mixed" on CUDA, "fp32" elsewhere; other values pass through."""
+def resolve_precision(precision: str, device: torch.device, method: str = "auto") -> str:
+    """The optimizer's precision="auto"; other values pass through.
+
+    On CUDA, where a bf16 GEMM writes float32 results at bf16 speed: "bf16" for Polar Express / Newton–Schulz
+    (a mixed start, then bf16) and "mixed" for TNS. Elsewhere "bf16_all": CPUs have no bf16 GEMM with a float32
+    result, so "mixed" steps run as float32 GEMMs (2-4x slower than bf16 on CPUs with bf16 instructions), and
+    only all-bf16 shaping costs what torch.optim.Muon's bf16 Newton–Schulz costs."""
     if precision != "auto":
         return precision
-    return "mixed" if device.type == "cuda" else "fp32"
+    if device.type != "cuda":
+        return "bf16_all"
+    return "bf16" if method in ("polar", "newton_schulz") else "mixed"
+
+
+def kernel_steps(settings: ShapingSettings, shape: tuple[int, ...]) -> int | None:
+    """``steps`` for spectral_power: ``ns_steps`` if set, else :data:`OPTIMIZER_TNS_STEPS` where the method is TNS
+    (None: the kernel's own default, e.g. 5 for Polar Express)."""
+    if settings.ns_steps is not None:
+        return settings.ns_steps
+    return OPTIMIZER_TNS_STEPS if resolve_method(settings.method, settings.p, shape) == "tns" else None
 
 
 def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = False) -> Tensor:
@@ -158,8 +183,8 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = Fals
         settings.p,
         eps=settings.eps,
         method=settings.method,
-        precision=resolve_precision(settings.precision, M.device),
-        steps=settings.ns_steps,
+        precision=resolve_precision(settings.precision, M.device, settings.method),
+        steps=kernel_steps(settings, tuple(M.shape)),
         check_finite=False,
         out_dtype=None,  # bf16 polar stays bf16: the scaling and the parameter update read half the bytes
         overwrite=overwrite,

@@ -18,7 +18,9 @@ from hf_spectral import (
     SpectralOptimizer,
     spectral_power,
 )
-from hf_spectral.updates import adamw_update_rms
+from hf_spectral.updates import OPTIMIZER_EPS, adamw_update_rms
+
+EPS = OPTIMIZER_EPS  # the optimizers' ε floor, which the references below must use
 
 
 def _params(shapes, seed=0, dtype=torch.float32):
@@ -111,7 +113,7 @@ def test_momentum_first_shapes_the_nesterov_mix(nesterov, nu, mix):
         G = W.grad.clone()
         opt.step()
         buf = 0.9 * buf + 0.1 * G
-        W0 = W0 - 0.1 * spectral_power((1 - mix) * G + mix * buf, 0.5, method="eigh")
+        W0 = W0 - 0.1 * spectral_power((1 - mix) * G + mix * buf, 0.5, eps=EPS, method="eigh")
     torch.testing.assert_close(W.detach(), W0, rtol=1e-5, atol=1e-6)
 
 
@@ -122,7 +124,7 @@ def test_shape_first_averages_shaped_gradients():
     buf = torch.zeros_like(W)
     for k in range(3):
         _grads([W], k)
-        S = spectral_power(W.grad, 0.25, method="eigh")
+        S = spectral_power(W.grad, 0.25, eps=EPS, method="eigh")
         opt.step()
         buf = 0.8 * buf + 0.2 * S
         W0 = W0 - 0.1 * buf
@@ -134,7 +136,7 @@ def test_order_none_shapes_the_raw_gradient():
     W0 = W.detach().clone()
     opt = MuonP([W], lr=0.1, p=-0.25, order="none", scale="none", method="eigh")
     _grads([W], 0)
-    expected = W0 - 0.1 * spectral_power(W.grad, -0.25, method="eigh")
+    expected = W0 - 0.1 * spectral_power(W.grad, -0.25, eps=EPS, method="eigh")
     opt.step()
     torch.testing.assert_close(W.detach(), expected, rtol=1e-5, atol=1e-6)
     assert not opt.state[W]  # no momentum state
@@ -205,7 +207,7 @@ def test_split_rows_shapes_blocks_separately():
         scale="none", method="eigh",
     )  # fmt: skip
     _grads([W], 0)
-    expected = W0 - torch.cat([spectral_power(b, 0.5, method="eigh") for b in W.grad.split(10)])
+    expected = W0 - torch.cat([spectral_power(b, 0.5, eps=EPS, method="eigh") for b in W.grad.split(10)])
     opt.step()
     torch.testing.assert_close(W.detach(), expected, rtol=1e-5, atol=1e-6)
 
@@ -215,7 +217,7 @@ def test_conv_kernel_is_shaped_as_a_matrix():
     K0 = K.detach().clone()
     opt = SpectralOptimizer([{"params": [K], "algorithm": "spectral"}], lr=1.0, p=0.5, order="none", scale="none")
     _grads([K], 0)
-    expected = K0 - spectral_power(K.grad.reshape(8, 27), 0.5).reshape(K.shape)
+    expected = K0 - spectral_power(K.grad.reshape(8, 27), 0.5, eps=EPS).reshape(K.shape)
     opt.step()
     torch.testing.assert_close(K.detach(), expected, rtol=1e-5, atol=1e-6)
 
@@ -336,7 +338,7 @@ def test_nonfinite_gradient_never_touches_weights_or_state(mode, bad):
         ({"lr": -1.0}, r"lr must be in \[0.0, inf\]"),
         ({"weight_decay": -0.1}, "weight_decay must be in"),
         ({"p": 2.5}, r"p must be in \[-1.0, 2.0\]"),
-        ({"p": -0.9}, "p reaches -0.9"),
+        ({"p": -0.9, "eps": 1e-3}, "p reaches -0.9"),  # reachable at the default eps 1e-2
         ({"p": {"schedule": "logistic", "start": 1.0, "end": -0.25, "width": 0.0}}, r"width must be in \(0.0, 1.0\]"),
         ({"p": {"schedule": "wave"}}, "'schedule' in"),
         ({"p": {"schedule": "linear", "begin": 1.0}}, "unknown keys"),

@@ -87,6 +87,7 @@ def _sparse_spectral(opt, params):
 
 def _unreachable_p(opt, params):
     opt.param_groups[2]["p"] = {"schedule": "constant", "value": -0.9}
+    opt.param_groups[2]["eps"] = 1e-3  # 6 TNS steps reach -0.9 at the default eps 1e-2, not at 1e-3
     return ValueError, "cannot reach p = -0.9"
 
 
@@ -209,20 +210,27 @@ def test_step_without_gradients_changes_nothing():
 
 
 @pytest.mark.parametrize("magnitude", [1e-23, 1e-30, 1e-38])
-@pytest.mark.parametrize("factory", [MuonP, Muon, DynMuon], ids=lambda f: f.__name__)
-def test_tiny_finite_gradients_keep_weights_finite_and_the_update_sized(factory, magnitude):
+@pytest.mark.parametrize(
+    ("factory", "precision", "tolerance"),
+    [(MuonP, "fp32", 1e-5), (DynMuon, "fp32", 1e-5), (Muon, "bf16", 1e-2), (MuonP, "auto", 3e-2),
+     (Muon, "auto", 3e-2), (DynMuon, "auto", 3e-2)],
+    ids=["MuonP-fp32", "DynMuon-fp32", "Muon-bf16", "MuonP-default", "Muon-default", "DynMuon-default"],
+)  # fmt: skip
+def test_tiny_finite_gradients_keep_weights_finite_and_the_update_sized(factory, precision, tolerance, magnitude):
     """Gradients far below 1 are finite: the update must be finite and the one a unit-sized gradient gives (the
-    shaping is scale free). Muon shapes in bf16 (its rounding: 1e-2); the others in float32."""
+    shaping is scale free). The scaled gradient G·magnitude is not G times a power of two, so its float32 digits
+    differ from G's in the last bit: in float32 that is invisible (1e-5), through bf16 (after a mixed start) it is
+    bf16 rounding (1e-2), and through an all-bf16 iterate (the CPU default, "bf16_all") a last-bit difference can
+    flip bf16 roundings that the iteration then carries: measured 0.05-2.4 %, hence 3e-2."""
     updates = []
     for scale in (1.0, magnitude):
         (w,) = _params([(96, 160)], seed=5)
         w0 = w.detach().clone()
-        opt = factory([w], lr=1.0, total_steps=10)
+        opt = factory([w], lr=1.0, total_steps=10, precision=precision)
         _grads([w], 0, scale=scale)
         opt.step()
         updates.append(w.detach() - w0)
     assert bool(torch.isfinite(updates[1]).all())
-    tolerance = 1e-2 if factory is Muon else 1e-5
     assert float((updates[1] - updates[0]).norm() / updates[0].norm()) < tolerance
 
 

@@ -186,6 +186,33 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             Config("muon_lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
         ),
     ),
+    "shaping cost vs training (issue 15): TNS steps, eps floor and precision (pre-training)": (
+        "pretrain",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
+            Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"precision": "fp32"}),
+            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"ns_steps": 8, "eps": 1e-3}),
+            Config("muon", "muon"),
+            Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
+        ),
+    ),
+    "shaping cost vs training (issue 15): eps floor on LoRA factors (exact eigh shaping)": (
+        "finetune_lora",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_eps1e-3", "dynmuon", {"eps": 1e-3}),
+        ),
+    ),
+    "shaping cost vs training (issue 15): full fine-tune, whose momentum spectra are the most spread": (
+        "finetune_full",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
+            Config("muon", "muon"),
+            Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
+        ),
+    ),
 }
 GPU_SCALE = {  # ~100 M parameters, a few thousand steps
     "model.config.hidden_size": 768,

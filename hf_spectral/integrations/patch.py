@@ -139,8 +139,9 @@ def patch_optimizer_factory(trainer_cls: Any) -> None:
 
 
 def patch_argument_parser(module: ModuleType) -> None:
-    """``HfArgumentParser.parse_args_into_dataclasses`` (transformers', and the copy TRL's CLI parses with): a bad ``--optim_args`` for
-    our names ends as argparse's own errors do — one line on stderr, exit code 2 — not a traceback (idempotent)."""
+    """``HfArgumentParser.parse_args_into_dataclasses`` (transformers', and the copy TRL's CLI parses with): a bad
+    ``--optim_args`` for our names ends as argparse's own errors do — one line on stderr, exit code 2 — not a
+    traceback (idempotent)."""
     cls = module.HfArgumentParser
     original = cls.parse_args_into_dataclasses
     if getattr(original, _PATCHED_FLAG, False):

@@ -57,13 +57,14 @@ def spectral_power(
             Newton–Schulz), ``"polar"`` (Polar Express, p = 0 only), ``"newton_schulz"`` (Muon's quintic, p = 0
             only), ``"eigh"`` (exact, small side Gram) or ``"svd"`` (float64 SVD reference); ``"taylor"`` and
             ``"dynmuon_published"`` are the published DynMuon approximations, for ablations only.
-        precision: ``"fp32"``, ``"mixed"`` (bf16 matmul operands) or ``"bf16"`` (bf16 iterate after a few mixed
-            steps); used by the matmul methods (tns, polar, newton_schulz). eigh and svd always compute in float64.
+        precision: ``"fp32"``, ``"mixed"`` (bf16 matmul operands), ``"bf16"`` (bf16 iterate after a few mixed
+            steps) or ``"bf16_all"`` (bf16 in every step, as torch.optim.Muon; fastest on CPU); used by the
+            matmul methods (tns, polar, newton_schulz). eigh and svd always compute in float64.
             Any finite M is shaped right whatever its magnitude (it is scaled by a power of two first).
         steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
         check_finite: raise on NaN/Inf entries (one device sync). Callers that already checked pass False.
         out_dtype: dtype of the result (default float32); None keeps the method's working dtype (bfloat16 for
-            polar / newton_schulz at precision="bf16", float32 otherwise), saving a conversion pass.
+            polar / newton_schulz at precision="bf16" / "bf16_all", float32 otherwise), saving a conversion pass.
         overwrite: M's memory may serve as the iterate of tns / polar / newton_schulz (M's contents are then
             undefined), saving a copy of M when it is float32; for callers whose M is a temporary.
 

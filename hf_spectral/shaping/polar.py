@@ -49,9 +49,9 @@ def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str, over
     divisor = 1.02 if coefficients == "polar_express" else 1.0
     dtype = iterate_dtype(precisions[0])
     donated = overwrite and X.dtype == dtype and X.is_contiguous()  # (a transposed X would change the GEMMs)
-    start = normalized(X, dtype, divisor, out=X if donated else None)
-    del X  # only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
-    return run_quintic(start, _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
+    start = [normalized(X, dtype, divisor, out=X if donated else None)]
+    # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
+    return run_quintic(start.pop(), _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
 
 
 def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_express", precision: str = "fp32") -> Tensor:
@@ -62,7 +62,7 @@ def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_expre
         steps: number of iterations (≥ 1). Polar Express repeats its last coefficients beyond 5.
         coefficients: ``"polar_express"`` (default) or ``"newton_schulz"`` (Keller Jordan's Muon quintic,
             reproducing ``torch.optim.Muon``'s orthogonalisation).
-        precision: ``"fp32"``, ``"mixed"`` or ``"bf16"`` (see :mod:`hf_spectral.shaping.quintic`).
+        precision: ``"fp32"``, ``"mixed"``, ``"bf16"`` or ``"bf16_all"`` (see :mod:`hf_spectral.shaping.quintic`).
 
     Returns:
         A float32 tensor of M's shape.

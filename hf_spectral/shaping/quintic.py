@@ -16,7 +16,10 @@ Precision modes (docs/shaping.md, "Range and precision"):
               B·X the iterate is split into two bfloat16 halves, X ≈ hi + lo, so B·X = B·hi + B·lo keeps about
               16 mantissa bits: rounding X to bf16 there is what dominates the error (aX and B·X nearly cancel),
               and the split brings the error to within about the fp32 error on every spectrum we test;
-    "bf16"  – bfloat16 iterate; the callers run the first steps in "mixed" (see :func:`step_precisions`).
+    "bf16"  – bfloat16 iterate; the callers run the first steps in "mixed" (see :func:`step_precisions`);
+    "bf16_all" – bfloat16 iterate in every step (torch.optim.Muon's precision): bf16 GEMMs only, the fastest mode
+              where a bf16 GEMM cannot write a float32 result (CPUs, where "mixed" is emulated by float32 GEMMs); it
+              loses the directions of a rank-deficient matrix that sit below bf16 rounding (docs/shaping.md).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
-PRECISIONS = ("fp32", "mixed", "bf16")
+PRECISIONS = ("fp32", "mixed", "bf16", "bf16_all")
 WORKSPACE_LIMIT = 2.5
 """Peak memory a step plans for, in multiples of a float32 (m, n) matrix (the shaping input's size), counting the
 iterate, what the caller holds (TNS's accumulator), A, B and the column block."""
+OP_SLACK = 0.1
+"""Part of the budget left to buffers inside single ops (a CPU bf16 GEMM accumulates in a float32 buffer)."""
 BLOCK = 1024
 """Widest column block of an in-place update."""
 SMALL = 2**18
@@ -44,15 +49,17 @@ _HAS_OUT_DTYPE = "dtype" in torch.ops.aten.bmm.overloads()
 
 def iterate_dtype(precision: str) -> torch.dtype:
     """dtype of the iterate X for a precision mode."""
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+    return torch.bfloat16 if precision in ("bf16", "bf16_all") else torch.float32
 
 
 def step_precisions(precision: str, steps: int, mixed_steps: int) -> list[str]:
-    """The precision of each step: precision="bf16" runs its first `mixed_steps` steps in "mixed".
+    """The precision of each step: precision="bf16" runs its first `mixed_steps` steps in "mixed" ("bf16_all" none).
 
     A bf16 iterate rounds X to 8 bits; early on, the small singular values are far below that rounding noise of
     the large ones and would be replaced by it (e.g. 108 % error at p = −0.5 on a rank-3 matrix). Once the first
     steps have lifted them, bf16 loses nothing measurable (docs/shaping.md, "Range and precision")."""
+    if precision == "bf16_all":
+        return ["bf16"] * steps
     if precision != "bf16":
         return [precision] * steps
     return ["mixed"] * min(mixed_steps, steps) + ["bf16"] * max(steps - mixed_steps, 0)
@@ -129,12 +136,13 @@ def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: 
     if uses_b(m, n, size, held):
         A = torch.bmm(X, X.mT)
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-        room = int((WORKSPACE_LIMIT - size - held - 2.0 * size * m / n) * n / size)
+        room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - 2.0 * size * m / n) * n / _block_cost(X))
         width = n if m * n < SMALL else max(m, min(n, BLOCK, room))
         scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
         return _blockwise(X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out))
     A = torch.bmm(X, X.mT)
-    width = min(n, max(MIN_BLOCK, min(BLOCK, int((WORKSPACE_LIMIT - size - held - size * m / n) * n / size))))
+    room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - size * m / n) * n / _block_cost(X))
+    width = min(n, max(MIN_BLOCK, min(BLOCK, room)))
     scratch = torch.empty(*X.shape[:-1], width, dtype=X.dtype, device=X.device)
     for cols in _blocks(n, width):  # x ← a·x + A·(b·x + c·A·x): A twice instead of B once, x updated in place
         x = X[..., cols]
@@ -151,7 +159,7 @@ def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
     when the matrix is small, or when the plan without B would cost over 5 % more and B fits once X's own copy is
     left out (the optimizer hands its temporary over, so there X is no extra memory: spectral_power(overwrite=True))."""
     with_b = size + held + 2.0 * size * m / n
-    if with_b <= WORKSPACE_LIMIT or m * n < SMALL:
+    if with_b <= WORKSPACE_LIMIT - OP_SLACK or m * n < SMALL:
         return True
     return 1.05 * (2.0 + m / n) < 3.0 and with_b - size <= WORKSPACE_LIMIT
 
@@ -200,6 +208,12 @@ def _bf16_gram(X: Tensor) -> Tensor:
             acc.baddbmm_(hi[..., rows, :], hi.mT)
         A[..., rows, :] = acc
     return A
+
+
+def _block_cost(X: Tensor) -> float:
+    """Memory per column of a block, in float32 units of X's rows: the block, and for bf16 the float32 buffer a
+    CPU bf16 GEMM accumulates in."""
+    return 1.0 if X.dtype == torch.float32 else 1.5
 
 
 def _blocks(n: int, width: int) -> list[slice]:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .quintic import BLOCK, run_quintic, step_precisions
+from .quintic import MIN_BLOCK, run_quintic, step_precisions
 from .target import normalized, phi
 
 TNS_COEFFICIENTS: tuple[float, float, float] = (2.54815, -3.50720, 1.60367)
@@ -81,7 +81,15 @@ def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite
 
 
 def _accumulate(Y: Tensor, X: Tensor, w: float) -> None:
-    """Y += w·X; a bf16 X is added a block of columns at a time (a mixed-dtype add converts all of X at once)."""
-    width = X.shape[-1] if X.dtype == Y.dtype else BLOCK
+    """Y += w·X; a bf16 X is converted a block of columns at a time into one reused float32 buffer (a mixed-dtype
+    add would convert all of X at once, +1x memory, and on CPU it is 2x slower than an explicit conversion)."""
+    if X.dtype == Y.dtype:
+        Y.add_(X, alpha=w)
+        return
+    width = min(X.shape[-1], MIN_BLOCK)  # (256 columns: the buffer stays in cache; 1024 was 1.5x slower)
+    buffer = torch.empty(*X.shape[:-1], width, dtype=Y.dtype, device=Y.device)
     for j in range(0, X.shape[-1], width):
-        Y[..., j : j + width].add_(X[..., j : j + width], alpha=w)
+        x = X[..., j : j + width]
+        block = buffer[..., : x.shape[-1]]
+        block.copy_(x)
+        Y[..., j : j + width].add_(block, alpha=w)
