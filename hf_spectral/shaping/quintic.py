@@ -107,31 +107,39 @@ def run_quintic(
     coefficients: Iterable[tuple[float, float, float]],
     precisions: Sequence[str],
     held: float = 0.0,
-    each: Callable[[int, Tensor], None] | None = None,
+    each_block: Callable[[int, slice, Tensor], None] | None = None,
 ) -> Tensor:
     """Apply one step per coefficient triple (a, b, c) — X is consumed: updated in place or replaced — calling
-    ``each(k, X_k)`` after step k = 1, 2, …; returns the last iterate. `held`: memory the caller keeps alive
-    meanwhile besides X, in multiples of a float32 X (it steers the memory plan of each step)."""
+    ``each_block(k, cols, x)`` with every column block x = X_k[..., cols] of step k = 1, 2, … as soon as it is
+    computed (while it is in cache; TNS accumulates its sum there); returns the last iterate. `held`: memory the
+    caller keeps alive meanwhile besides X, in multiples of a float32 X (it steers the memory plan of each step)."""
     for k, ((a, b, c), precision) in enumerate(zip(coefficients, precisions, strict=True), start=1):
         dtype = iterate_dtype(precision)
         if X.dtype != dtype:
             X = X.to(dtype)
-        X = quintic_step(X, a, b, c, precision, held)
-        if each is not None:
-            each(k, X)
+        hook = None if each_block is None else (lambda cols, x, k=k: each_block(k, cols, x))
+        X = quintic_step(X, a, b, c, precision, held, hook)
     return X
 
 
-def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: float = 0.0) -> Tensor:
+def quintic_step(
+    X: Tensor,
+    a: float,
+    b: float,
+    c: float,
+    precision: str,
+    held: float = 0.0,
+    after_block: Callable[[slice, Tensor], None] | None = None,
+) -> Tensor:
     """One step X ← a·X + (b·XXᵀ + c·(XXᵀ)²)·X on a (B, m, n) batch with m ≤ n, in place block by block (or,
     where one block is all of X, into a new tensor, saving the copy back); returns the new X.
 
     Plan (:func:`uses_b`): with B = b·A + c·A² (2m²n + m³ multiply-adds) or with A applied twice per block (3m²n,
     no B). The plan depends on the shape and `held` only — never on whether X is the caller's input — so every
-    path that shapes the same matrix computes the same bits."""
+    path that shapes the same matrix computes the same bits. `after_block(cols, x)` sees each new column block."""
     m, n = X.shape[-2:]
     if precision == "mixed":
-        return _mixed_step(X, a, b, c)
+        return _mixed_step(X, a, b, c, after_block)
     size = X.element_size() / 4  # in float32 units
     if uses_b(m, n, size, held):
         A = torch.bmm(X, X.mT)
@@ -139,7 +147,8 @@ def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: 
         room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - 2.0 * size * m / n) * n / _block_cost(X))
         width = n if m * n < SMALL else max(m, min(n, BLOCK, room))
         scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
-        return _blockwise(X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out))
+        update = lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out)  # noqa: E731
+        return _blockwise(X, width, scratch, X.dtype, update, after_block)
     A = torch.bmm(X, X.mT)
     room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - size * m / n) * n / _block_cost(X))
     width = min(n, max(MIN_BLOCK, min(BLOCK, room)))
@@ -149,6 +158,8 @@ def quintic_step(X: Tensor, a: float, b: float, c: float, precision: str, held: 
         t = torch.bmm(A, x, out=_scratch(scratch, x, X.dtype))
         t.mul_(c).add_(x, alpha=b)
         x.baddbmm_(A, t, beta=a)
+        if after_block is not None:
+            after_block(cols, x)
     return X
 
 
@@ -164,23 +175,27 @@ def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
     return 1.05 * (2.0 + m / n) < 3.0 and with_b - size <= WORKSPACE_LIMIT
 
 
-def _mixed_step(X: Tensor, a: float, b: float, c: float) -> Tensor:
+def _mixed_step(X: Tensor, a: float, b: float, c: float, after_block=None) -> Tensor:
     """The "mixed" step on a float32 X: A = hi·hiᵀ and B in bfloat16, X ← a·X + B·hi + B·lo block by block."""
     m, n = X.shape[-2:]
     A = _bf16_gram(X)
     B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # bf16 operands and result, float32 accumulation
     width = n if m * n < SMALL else min(n, MIN_BLOCK)
     scratch = A if width * 2 <= m else None  # A is dead once B exists: a float32 block fits in its bf16 storage
-    return _blockwise(X, width, scratch, torch.float32, lambda x, out: split_matmul(B, x, out).add_(x, alpha=a))
+    update = lambda x, out: split_matmul(B, x, out).add_(x, alpha=a)  # noqa: E731
+    return _blockwise(X, width, scratch, torch.float32, update, after_block)
 
 
-def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype, update) -> Tensor:
+def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype, update, after_block=None) -> Tensor:
     """X[..., j] ← update(X[..., j]) for column blocks j of `width`; update(x, out) writes its result to `out`
-    (carved from `scratch` if given). Where one block is all of X the result is returned instead of copied back."""
+    (carved from `scratch` if given), then ``after_block(j, new block)``. Where one block is all of X the result is
+    returned instead of copied back."""
     n = X.shape[-1]
     if width >= n and scratch is None:
         out = torch.empty(X.shape, dtype=dtype, device=X.device)
         update(X, out)
+        if after_block is not None:
+            after_block(slice(0, n), out)
         return out
     if scratch is None:  # one block buffer for all blocks
         scratch = torch.empty(*X.shape[:-1], width, dtype=dtype, device=X.device)
@@ -189,6 +204,8 @@ def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype
         out = _scratch(scratch, x, dtype)
         update(x, out)
         x.copy_(out)
+        if after_block is not None:
+            after_block(cols, out)
     return X
 
 

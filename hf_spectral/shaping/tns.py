@@ -76,13 +76,14 @@ def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite
     Y = start[0] * weights[0]
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
     run_quintic(start.pop(), [TNS_COEFFICIENTS] * steps, precisions, held=1.0,
-                each=lambda k, Xk: _accumulate(Y, Xk, weights[k]))  # fmt: skip
+                each_block=lambda k, cols, x: _accumulate(Y[..., cols], x, weights[k]))  # fmt: skip
     return Y
 
 
 def _accumulate(Y: Tensor, X: Tensor, w: float) -> None:
-    """Y += w·X; a bf16 X is converted a block of columns at a time into one reused float32 buffer (a mixed-dtype
-    add would convert all of X at once, +1x memory, and on CPU it is 2x slower than an explicit conversion)."""
+    """Y += w·X, called with each new column block of an iterate while it is in cache; a bf16 X is converted
+    MIN_BLOCK columns at a time into one reused float32 buffer (a mixed-dtype add would convert all of X at once,
+    and on CPU it is 2x slower than an explicit conversion)."""
     if X.dtype == Y.dtype:
         Y.add_(X, alpha=w)
         return
