@@ -22,7 +22,7 @@ def test_every_task_runs_quick(tmp_path):
         timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    outputs = ["pretrain", "finetune_full", "finetune_lora", "classify", *(f"ablation_{i}" for i in range(14))]
+    outputs = ["pretrain", "finetune_full", "finetune_lora", "classify", *(f"ablation_{i}" for i in range(17))]
     for name in outputs:
         out = tmp_path / name
         summary = (out / "summary.md").read_text()
