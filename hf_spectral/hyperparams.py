@@ -21,7 +21,7 @@ from .shaping import METHODS, PRECISIONS
 from .shaping.api import resolve_method
 from .shaping.tns import MAX_FIT_ERROR, tns_weights
 from .shaping.validation import check_choice, check_real, check_steps
-from .updates import OPTIMIZER_EPS, OPTIMIZER_TNS_STEPS
+from .updates import OPTIMIZER_EPS, optimizer_tns_steps
 
 ALGORITHMS = ("spectral", "adamw")
 BASES = ("momentum", "adam")
@@ -117,7 +117,7 @@ def validate_group(group: MutableMapping[str, Any], where: str = "SpectralOptimi
 def _check_p_reachable(group: MutableMapping[str, Any], where: str) -> None:
     """Fail at construction, not mid-training, if the p range needs TNS beyond what its fit can reach."""
     lo, hi = as_schedule(group["p"]).bounds()
-    method, steps = group["method"], group["ns_steps"] or OPTIMIZER_TNS_STEPS
+    method, steps = group["method"], group["ns_steps"] or optimizer_tns_steps(group["eps"])
     for p in (lo, hi):
         if method in ("polar", "newton_schulz") and p != 0.0:
             raise ValueError(

@@ -94,7 +94,14 @@ TNS steps fit φ within 2.5 % for every p in [-0.5, 1], and a bf16 iterate is sa
 amplified by at most ε^(p-1) (~160 at p = -0.1, where 1e-3 gives ~2000), so rounding noise stays small. Measured
 on the momentum matrices of the quality runs and in training (docs/shaping.md, "What training needs")."""
 OPTIMIZER_TNS_STEPS = 6
-"""TNS steps the optimizers take when ``ns_steps`` is not set (spectral_power's own default is 8, for ε = 1e-3)."""
+"""TNS steps the optimizers take at ε ≥ 1e-2 when ``ns_steps`` is not set (spectral_power's own default is 8)."""
+
+
+def optimizer_tns_steps(eps: float) -> int:
+    """TNS steps for the optimizers' ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
+    below (7 at 3e-3, 8 at 1e-3, spectral_power's default): each step lifts the smallest singular values by ~2.5-3,
+    so a lower floor needs more steps for the same fit (docs/shaping.md, "What training needs")."""
+    return OPTIMIZER_TNS_STEPS + max(0, round(2.0 * math.log10(OPTIMIZER_EPS / eps)))
 
 
 @dataclass(frozen=True)
@@ -166,11 +173,11 @@ def resolve_precision(precision: str, device: torch.device, method: str = "auto"
 
 
 def kernel_steps(settings: ShapingSettings, shape: tuple[int, ...]) -> int | None:
-    """``steps`` for spectral_power: ``ns_steps`` if set, else :data:`OPTIMIZER_TNS_STEPS` where the method is TNS
+    """``steps`` for spectral_power: ``ns_steps`` if set, else :func:`optimizer_tns_steps` where the method is TNS
     (None: the kernel's own default, e.g. 5 for Polar Express)."""
     if settings.ns_steps is not None:
         return settings.ns_steps
-    return OPTIMIZER_TNS_STEPS if resolve_method(settings.method, settings.p, shape) == "tns" else None
+    return optimizer_tns_steps(settings.eps) if resolve_method(settings.method, settings.p, shape) == "tns" else None
 
 
 def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = False) -> Tensor:

@@ -15,7 +15,14 @@ from hf_spectral import DynMuon, Muon, MuonP, spectral_power
 from hf_spectral.shaping.quintic import step_precisions
 from hf_spectral.shaping.target import max_abs, shape_svd
 from hf_spectral.shaping.tns import tns_weights
-from hf_spectral.updates import OPTIMIZER_EPS, OPTIMIZER_TNS_STEPS, ShapingSettings, kernel_steps, resolve_precision
+from hf_spectral.updates import (
+    OPTIMIZER_EPS,
+    OPTIMIZER_TNS_STEPS,
+    ShapingSettings,
+    kernel_steps,
+    optimizer_tns_steps,
+    resolve_precision,
+)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -40,6 +47,17 @@ def test_auto_precision_and_steps_per_device_and_method():
     assert kernel_steps(settings, (16, 1344)) is None  # eigh
     assert kernel_steps(ShapingSettings(p=0.0, method="polar"), (512, 1344)) is None  # Polar Express's own 5
     assert kernel_steps(ShapingSettings(p=-0.1, ns_steps=8), (512, 1344)) == 8
+
+
+def test_a_lower_eps_takes_more_steps_by_default():
+    """eps=1e-3 alone (the previous default) must work: 8 steps, as spectral_power's own default."""
+    assert [optimizer_tns_steps(e) for e in (0.1, 1e-2, 3e-3, 1e-3)] == [6, 6, 7, 8]
+    assert kernel_steps(ShapingSettings(p=-0.1, eps=1e-3), (512, 1344)) == 8
+    opt = DynMuon([torch.nn.Parameter(torch.randn(96, 160))], eps=1e-3, total_steps=10)
+    opt.param_groups[0]["params"][0].grad = torch.randn(96, 160)
+    opt.step()
+    with pytest.raises(ValueError, match="raise ns_steps or eps"):
+        DynMuon([torch.nn.Parameter(torch.randn(96, 160))], eps=1e-3, ns_steps=6, total_steps=10)
 
 
 def test_bf16_all_runs_every_step_in_bf16():

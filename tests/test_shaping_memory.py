@@ -13,9 +13,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from shaping import peak_memory, power_law, shape, shape_copy  # noqa: E402
+from shaping import peak_memory, power_law, shape, shape_copy
 
-from hf_spectral.shaping.quintic import WORKSPACE_LIMIT  # noqa: E402
+from hf_spectral.shaping.quintic import WORKSPACE_LIMIT
 
 pytestmark = pytest.mark.slow
 CPU = torch.device("cpu")
