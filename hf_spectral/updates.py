@@ -88,20 +88,20 @@ class MatrixLayout:
         return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)
 
 
-OPTIMIZER_EPS = 1e-2
-"""The optimizers' ε floor of φ (spectral_power's own default, 1e-3, is the exact kernel's). With ε = 1e-2, six
-TNS steps fit φ within 2.5 % for every p in [-0.5, 1], and a bf16 iterate is safe: a direction below the floor is
-amplified by at most ε^(p-1) (~160 at p = -0.1, where 1e-3 gives ~2000), so rounding noise stays small. Measured
-on the momentum matrices of the quality runs and in training (docs/shaping.md, "What training needs")."""
-OPTIMIZER_TNS_STEPS = 6
-"""TNS steps the optimizers take at ε ≥ 1e-2 when ``ns_steps`` is not set (spectral_power's own default is 8)."""
+OPTIMIZER_EPS = 3e-3
+"""The optimizers' ε floor of φ (spectral_power's own default, 1e-3, is the exact kernel's). A larger ε lets fewer
+TNS steps fit φ (7 steps at 3e-3, fit within 2.5 % for p in [-0.5, 1]) and damps the bf16 rounding noise that φ
+amplifies below it (by ε^(p-1)); too large an ε suppresses the weak directions of spread momentum spectra: 1e-2
+lost 0.03 nats of train loss on the quality fine-tune, 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")."""
+TNS_STEPS_AT_EPS_1E_2 = 6
+"""TNS steps that fit φ at ε = 1e-2; :func:`optimizer_tns_steps` adds one per factor √10 below."""
 
 
 def optimizer_tns_steps(eps: float) -> int:
     """TNS steps for the optimizers' ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
-    below (7 at 3e-3, 8 at 1e-3, spectral_power's default): each step lifts the smallest singular values by ~2.5-3,
-    so a lower floor needs more steps for the same fit (docs/shaping.md, "What training needs")."""
-    return OPTIMIZER_TNS_STEPS + max(0, round(2.0 * math.log10(OPTIMIZER_EPS / eps)))
+    below (7 at 3e-3, the default; 8 at 1e-3, spectral_power's default): each step lifts the smallest singular
+    values by ~2.5-3, so a lower floor needs more steps for the same fit."""
+    return TNS_STEPS_AT_EPS_1E_2 + max(0, round(2.0 * math.log10(1e-2 / eps)))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The optimizers' shaping defaults (issue 15): ε = 1e-2, 6 TNS steps, precision "auto" = all-bf16 on CPU.
+"""The optimizers' shaping defaults (issue 15): ε = 3e-3, 7 TNS steps, precision "auto" = all-bf16 on CPU.
 
-What they promise: the 6-step fit holds φ within 2.5 % for every p in [−0.5, 1] at ε = 1e-2; "bf16_all" really runs
+What they promise: the 7-step fit holds φ within 2.5 % for every p in [−0.5, 1] at ε = 3e-3; "bf16_all" really runs
 every step in bf16; the optimizer step computes exactly spectral_power with these settings; and on gradient-like
 spectra (a few strong directions over a spread tail, as the momentum matrices of the quality runs) the CPU
 default stays within a few percent of the float64 target (docs/shaping.md, "What training needs")."""
@@ -17,7 +17,6 @@ from hf_spectral.shaping.target import max_abs, shape_svd
 from hf_spectral.shaping.tns import tns_weights
 from hf_spectral.updates import (
     OPTIMIZER_EPS,
-    OPTIMIZER_TNS_STEPS,
     ShapingSettings,
     kernel_steps,
     optimizer_tns_steps,
@@ -28,11 +27,12 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize("p", [-0.5, -0.3, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0])
-def test_six_steps_fit_phi_at_the_optimizers_eps(p):
-    assert OPTIMIZER_EPS == 1e-2 and OPTIMIZER_TNS_STEPS == 6
-    assert tns_weights(p, OPTIMIZER_EPS, OPTIMIZER_TNS_STEPS).fit_error <= 0.026  # measured 2.52 % at p = -0.5
-    if p <= 0.5:  # why ε moved with the steps: 6 steps cannot fit φ down to 1e-3
-        assert tns_weights(p, 1e-3, 6).fit_error > 0.3
+def test_the_default_steps_fit_phi_at_the_optimizers_eps(p):
+    assert OPTIMIZER_EPS == 3e-3 and optimizer_tns_steps(OPTIMIZER_EPS) == 7
+    assert tns_weights(p, OPTIMIZER_EPS, 7).fit_error <= 0.025  # measured 2.36 % at p = -0.5
+    assert tns_weights(p, 1e-2, 6).fit_error <= 0.026  # 6 steps at 1e-2: 2.52 % at p = -0.5
+    if p <= 0.5:  # why ε moves with the steps: 7 steps cannot fit φ down to 1e-3
+        assert tns_weights(p, 1e-3, 7).fit_error > 0.09
 
 
 def test_auto_precision_and_steps_per_device_and_method():
@@ -43,7 +43,7 @@ def test_auto_precision_and_steps_per_device_and_method():
     assert resolve_precision("auto", CUDA, "polar") == "bf16"
     assert resolve_precision("fp32", CPU, "tns") == "fp32"
     settings = ShapingSettings(p=-0.1)
-    assert kernel_steps(settings, (512, 1344)) == 6
+    assert kernel_steps(settings, (512, 1344)) == 7
     assert kernel_steps(settings, (16, 1344)) is None  # eigh
     assert kernel_steps(ShapingSettings(p=0.0, method="polar"), (512, 1344)) is None  # Polar Express's own 5
     assert kernel_steps(ShapingSettings(p=-0.1, ns_steps=8), (512, 1344)) == 8
@@ -71,7 +71,7 @@ def test_the_optimizer_step_is_spectral_power_with_the_defaults():
     W0 = W.detach().clone()
     W.grad = torch.randn(96, 160)
     MuonP([W], lr=1.0, p=-0.1, order="none", scale="none").step()
-    expected = spectral_power(W.grad, -0.1, eps=1e-2, method="tns", steps=6, precision="bf16_all")
+    expected = spectral_power(W.grad, -0.1, eps=3e-3, method="tns", steps=7, precision="bf16_all")
     torch.testing.assert_close(W0 - W.detach(), expected, rtol=0, atol=1e-6)
 
 
@@ -90,13 +90,15 @@ def _gradient_like(m: int, n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("p", [-0.25, -0.1, 0.0, 0.1])
 @pytest.mark.parametrize("shape", [(96, 256), (256, 96), (192, 192)], ids=str)
 def test_cpu_default_on_gradient_like_spectra(shape, p):
-    """Measured on the quality runs' directions: mean 1.0–1.4 % (max 3.4 %) in pre-training, 2.2–2.5 % (max 4.6 %)
-    on the fine-tune's. On this stand-in: 1.5–3.2 %, bound 4 %; fp32 with the same settings ≤ 0.95 %, bound 1.5 %."""
+    """The CPU default trades shaping accuracy for speed where training measured no difference (ablations 14, 16):
+    on the quality runs' directions it is 1.5–2.6 % off on average (max 9.9 %) in pre-training and 3.3–5.3 % (max
+    11 %) on the fine-tune's more spread ones. On this stand-in: 2.5–7.2 %, bound 8 %; fp32 with the same settings
+    (ε, steps) ≤ 0.93 %, bound 1.5 %: the fit itself is accurate, the rest is bf16 rounding."""
     M = _gradient_like(*shape, seed=shape[0] + shape[1])
     target = shape_svd(M, p, OPTIMIZER_EPS)
-    default = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=6, precision="bf16_all")
-    fp32 = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=6, precision="fp32")
-    assert relative_error(default, target) <= 0.04
+    default = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=7, precision="bf16_all")
+    fp32 = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=7, precision="fp32")
+    assert relative_error(default, target) <= 0.08
     assert relative_error(fp32, target) <= 0.015
 
 

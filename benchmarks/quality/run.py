@@ -193,6 +193,7 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
             Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"precision": "fp32"}),
             Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"ns_steps": 8, "eps": 1e-3}),
+            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
             Config("muon", "muon"),
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),
@@ -209,6 +210,8 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
         (
             Config("dynmuon", "dynmuon"),
             Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
+            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"eps": 1e-3}),
+            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
             Config("muon", "muon"),
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),
