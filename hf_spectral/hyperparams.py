@@ -127,6 +127,6 @@ def _check_p_reachable(group: MutableMapping[str, Any], where: str) -> None:
         if could_use_tns and tns_weights(p, group["eps"], steps).fit_error > MAX_FIT_ERROR:
             raise ValueError(
                 f"{where}: p reaches {p:.4g}, which TNS with ns_steps={steps} and eps={group['eps']} cannot compute "
-                "accurately (about [-0.5, 1] at 6 steps with eps >= 1e-2, [-0.5, 1.3] at 8 with eps >= 1e-3); "
+                "accurately (about [-0.5, 1] at 7 steps with eps >= 3e-3, [-0.5, 1.3] at 8 with eps >= 1e-3); "
                 "narrow the p range, raise ns_steps or eps"
             )

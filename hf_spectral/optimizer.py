@@ -68,10 +68,11 @@ class SpectralOptimizer(torch.optim.Optimizer):
         weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
         p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
             name such as ``"dynmuon"``.
-        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 1e-2, see
+        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 3e-3, see
             :data:`hf_spectral.updates.OPTIMIZER_EPS`).
         method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``;
-            default: 6 for TNS, 5 for Polar Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
+            default: 7 for TNS at the default eps, see :func:`hf_spectral.updates.optimizer_tns_steps`; 5 for Polar
+            Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
             CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
         order: ``"momentum_first"`` (average then shape), ``"shape_first"`` (shape then average) or ``"none"``.
