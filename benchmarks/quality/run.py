@@ -72,6 +72,14 @@ OPTIMIZERS = (
     Config("spectral_adam", "spectral_adam"),
     *PEERS,
 )
+SCHEDULES = (  # DynMuon schedules beyond the main table, run on each task
+    Config("dynmuon", "dynmuon"),
+    Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
+    Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
+    Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
+)
+PREVIOUS_SHAPING = Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"})
+"""DynMuon with the shaping defaults before issue 15 (ablations 14 and 16 compare against it)."""
 ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at AdamW's chosen lr of its task (a
     # short or other-rank LoRA task: of the plain one)
     "update size (Muon): AdamW's RMS at each step vs a constant 0.2": (
@@ -137,30 +145,15 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
     ),
     "DynMuon schedules beyond the main table (pre-training)": (
         "pretrain",
-        (
-            Config("dynmuon", "dynmuon"),
-            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
-            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
-            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
-        ),
+        SCHEDULES,
     ),
     "DynMuon schedules beyond the main table (full fine-tune)": (
         "finetune_full",
-        (
-            Config("dynmuon", "dynmuon"),
-            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
-            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
-            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
-        ),
+        SCHEDULES,
     ),
     "DynMuon schedules beyond the main table (LoRA)": (
         "finetune_lora",
-        (
-            Config("dynmuon", "dynmuon"),
-            Config("logistic_0_to_-0.1", "dynmuon", {"p_start": 0.0, "p_end": -0.1}),
-            Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
-            Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
-        ),
+        SCHEDULES,
     ),
     "heavyball's best setting in our optimizer, and our defaults with AdamW groups at 3× (pre-training, lr 3e-2)": (
         "pretrain",
@@ -186,12 +179,13 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             Config("muon_lora_rms_scale_1", "muon", {"lora_rms_scale": 1.0}),
         ),
     ),
+    # issue 15 (run while ε = 1e-2 / 6 TNS steps was the default: every row names its settings explicitly)
     "shaping cost vs training (issue 15): TNS steps, eps floor and precision (pre-training)": (
         "pretrain",
         (
-            Config("dynmuon", "dynmuon"),
-            Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
-            Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"precision": "fp32"}),
+            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"eps": 1e-2}),
+            PREVIOUS_SHAPING,
+            Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"eps": 1e-2, "precision": "fp32"}),
             Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"ns_steps": 8, "eps": 1e-3}),
             Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
             Config("muon", "muon"),
@@ -201,15 +195,15 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
     "shaping cost vs training (issue 15): eps floor on LoRA factors (exact eigh shaping)": (
         "finetune_lora",
         (
-            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_eps1e-2", "dynmuon", {"eps": 1e-2}),
             Config("dynmuon_eps1e-3", "dynmuon", {"eps": 1e-3}),
         ),
     ),
     "shaping cost vs training (issue 15): full fine-tune, whose momentum spectra are the most spread": (
         "finetune_full",
         (
-            Config("dynmuon", "dynmuon"),
-            Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"}),
+            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"eps": 1e-2}),
+            PREVIOUS_SHAPING,
             Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"eps": 1e-3}),
             Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
             Config("muon", "muon"),
