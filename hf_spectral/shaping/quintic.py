@@ -147,8 +147,9 @@ def quintic_step(
         room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - 2.0 * size * m / n) * n / _block_cost(X))
         width = n if m * n < SMALL else max(m, min(n, BLOCK, room))
         scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
-        update = lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out)  # noqa: E731
-        return _blockwise(X, width, scratch, X.dtype, update, after_block)
+        return _blockwise(
+            X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out), after_block
+        )
     A = torch.bmm(X, X.mT)
     room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - size * m / n) * n / _block_cost(X))
     width = min(n, max(MIN_BLOCK, min(BLOCK, room)))
@@ -182,8 +183,9 @@ def _mixed_step(X: Tensor, a: float, b: float, c: float, after_block=None) -> Te
     B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # bf16 operands and result, float32 accumulation
     width = n if m * n < SMALL else min(n, MIN_BLOCK)
     scratch = A if width * 2 <= m else None  # A is dead once B exists: a float32 block fits in its bf16 storage
-    update = lambda x, out: split_matmul(B, x, out).add_(x, alpha=a)  # noqa: E731
-    return _blockwise(X, width, scratch, torch.float32, update, after_block)
+    return _blockwise(
+        X, width, scratch, torch.float32, lambda x, out: split_matmul(B, x, out).add_(x, alpha=a), after_block
+    )
 
 
 def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype, update, after_block=None) -> Tensor:
