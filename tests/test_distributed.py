@@ -84,8 +84,16 @@ def _script_args(text_files, tokenizer_dir, out, *extra, use_cpu=True):
     ]  # fmt: skip
 
 
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def _launch(cmd):
+    """Run a launch; a 2-rank gloo run of an unmodified script can abort at interpreter exit after finishing (torch's
+    gloo threads freed during finalization, pytorch/pytorch#179291; our own scripts avoid it via teardown.finish, a
+    stock script cannot): that failure, and only that one, is retried once. Seen once in ~10 full-suite runs."""
     result = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    if result.returncode != 0 and TEARDOWN_ABORT in result.stderr:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
