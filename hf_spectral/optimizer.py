@@ -18,10 +18,11 @@ optimizer's step count and ``total_steps``; everything needed to resume (moments
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -29,23 +30,24 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.adamw import adamw as adamw_functional
 
+from .checks import check_choice
+from .config import AdamWConfig, SpectralConfig, check_group_common
 from .distributed.sharding import ShardSpec, is_dtensor, shard_spec
-from .hyperparams import ADAMW_DEFAULTS, LORA_RMS_SCALE, NU_DEFAULT, SPECTRAL_DEFAULTS, validate_group
-from .schedules import PSpec, as_schedule
+from .schedules import PSpec, Schedule, as_schedule
 from .shaper import Shaper
 from .shaping import check_shaping_arguments
 from .shaping.target import max_abs
 from .stats import UpdateStats
 from .updates import (
-    OPTIMIZER_EPS,
     MatrixLayout,
     ShapingSettings,
     adam_direction,
     adamw_update_rms,
     kernel_steps,
     momentum_direction,
-    resolve_precision,
 )
+
+S, A = SpectralConfig, AdamWConfig  # the signature's defaults are the configs' (one place defines each)
 
 NONFINITE = ("raise", "skip")
 STATS_SVD_TENSORS = 8
@@ -68,10 +70,10 @@ class SpectralOptimizer(torch.optim.Optimizer):
         weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
         p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
             name such as ``"dynmuon"``.
-        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 3e-3, see
-            :data:`hf_spectral.updates.OPTIMIZER_EPS`).
+        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 3e-3;
+            :class:`hf_spectral.config.SpectralConfig` gives each default and its reason).
         method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``;
-            default: 7 for TNS at the default eps, see :func:`hf_spectral.updates.optimizer_tns_steps`; 5 for Polar
+            default: 7 for TNS at the default eps, see :func:`hf_spectral.config.optimizer_tns_steps`; 5 for Polar
             Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
             CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
@@ -102,55 +104,80 @@ class SpectralOptimizer(torch.optim.Optimizer):
         lr: float = 1e-3,
         *,
         weight_decay: float = 0.0,
-        p: PSpec = 0.0,
-        eps: float = OPTIMIZER_EPS,
-        method: str = "auto",
-        precision: str = "auto",
-        ns_steps: int | None = None,
-        base: str = "momentum",
-        order: str = "momentum_first",
-        momentum: float = 0.95,
-        nesterov: bool = True,
-        nu: float | None = NU_DEFAULT,
-        betas: tuple[float, float] = (0.9, 0.95),
-        adam_eps: float = 1e-8,
-        scale: str = "rms",
-        rms: float | str = "adamw",
-        lora_rms_scale: float = LORA_RMS_SCALE,
+        p: PSpec = S.p,
+        eps: float = S.eps,
+        method: str = S.method,
+        precision: str = S.precision,
+        ns_steps: int | None = S.ns_steps,
+        base: str = S.base,
+        order: str = S.order,
+        momentum: float = S.momentum,
+        nesterov: bool = S.nesterov,
+        nu: float | None = S.nu,
+        betas: tuple[float, float] = S.betas,
+        adam_eps: float = S.adam_eps,
+        scale: str = S.scale,
+        rms: float | str = S.rms,
+        lora_rms_scale: float = S.lora_rms_scale,
         adamw_lr: float | None = None,
-        adamw_betas: tuple[float, float] = (0.9, 0.999),
-        adamw_eps: float = 1e-8,
+        adamw_betas: tuple[float, float] = A.betas,
+        adamw_eps: float = A.eps,
         adamw_weight_decay: float | None = None,
         total_steps: int | None = None,
         nonfinite: str = "raise",
         stats_every: int = 0,
     ) -> None:
-        if nonfinite not in NONFINITE:
-            raise ValueError(f"SpectralOptimizer: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "params", "__class__")}
+        self._algorithm_defaults = self._group_defaults(arguments)
         self.nonfinite = nonfinite
-        self.skipped_steps = 0
-        if isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 0:
-            raise ValueError(f"SpectralOptimizer: stats_every must be an integer >= 0, got {stats_every!r}")
         self.stats_every = stats_every
+        self._initial_total_steps = total_steps
+        self.skipped_steps = 0
         self.last_stats: dict[str, float] = {}
         self._collect_stats = False
         self.shaper = Shaper()
-        spectral = dict(SPECTRAL_DEFAULTS)
-        spectral.update(
-            p=p, eps=eps, method=method, precision=precision, ns_steps=ns_steps, base=base, order=order,
-            momentum=momentum, nesterov=nesterov, nu=nu, betas=tuple(betas), adam_eps=adam_eps, scale=scale, rms=rms,
-            lora_rms_scale=lora_rms_scale,
-        )  # fmt: skip
-        adamw = dict(ADAMW_DEFAULTS, betas=tuple(adamw_betas), eps=adamw_eps)
-        if adamw_lr is not None:
-            adamw["lr"] = adamw_lr
-        if adamw_weight_decay is not None:
-            adamw["weight_decay"] = adamw_weight_decay
-        self._algorithm_defaults = {"spectral": spectral, "adamw": adamw}
-        self._initial_total_steps = _check_total_steps(total_steps)
+        self._schedules: dict[int, tuple[dict[str, Any], Schedule]] = {}
         # "betas" in the defaults is what torch's OneCycleLR / CyclicLR look for to cycle momentum: they then cycle
         # betas[0] of every group (AdamW's β₁; the β₁ of base="adam" and of rms="adamw" in spectral groups).
         super().__init__(_as_param_groups(params), {"lr": lr, "weight_decay": weight_decay, "betas": tuple(betas)})
+
+    @classmethod
+    def check_arguments(cls, **kwargs: Any) -> None:
+        """Raise the error the constructor would raise for these keyword arguments, without any parameter (the
+        Trainer integration checks ``--optim_args`` this way before the model exists)."""
+        bound = inspect.signature(cls).bind(None, **kwargs)
+        bound.apply_defaults()
+        arguments = {k: v for k, v in bound.arguments.items() if k != "params"}
+        arguments.update(arguments.pop("kwargs", {}))
+        base = inspect.signature(SpectralOptimizer).bind(None, **arguments)
+        base.apply_defaults()
+        cls._group_defaults({k: v for k, v in base.arguments.items() if k != "params"})
+
+    @classmethod
+    def _group_defaults(cls, arguments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Check the constructor's arguments (through the configs) and return the param-group defaults of each
+        algorithm (the spectral ones, the AdamW ones)."""
+        a = arguments
+        check_choice("SpectralOptimizer", "nonfinite", a["nonfinite"], NONFINITE)
+        stats_every = a["stats_every"]
+        if isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 0:
+            raise ValueError(f"SpectralOptimizer: stats_every must be an integer >= 0, got {stats_every!r}")
+        _check_total_steps(a["total_steps"])
+        check_group_common(a)
+        cls._check_preset(a)
+        spectral = {f.name: a[f.name] for f in fields(SpectralConfig)}
+        spectral["p"] = SpectralConfig(**spectral).p
+        adamw = {"betas": tuple(a["adamw_betas"]), "eps": a["adamw_eps"]}
+        if a["adamw_lr"] is not None:
+            adamw["lr"] = a["adamw_lr"]
+        if a["adamw_weight_decay"] is not None:
+            adamw["weight_decay"] = a["adamw_weight_decay"]
+        AdamWConfig.from_group({**a, **adamw})
+        return {"spectral": {**spectral, "betas": tuple(a["betas"])}, "adamw": adamw}
+
+    @classmethod
+    def _check_preset(cls, arguments: Mapping[str, Any]) -> None:
+        """Presets refuse arguments outside what they are (e.g. Muon: p ≠ 0)."""
 
     # ----------------------------------------------------------------------------------------------- groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -166,7 +193,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         steps_so_far = self.param_groups[0]["step"] if getattr(self, "param_groups", None) else 0
         group.setdefault("step", steps_so_far)
         group.setdefault("total_steps", self._initial_total_steps)
-        validate_group(group)
+        _validate_group(group)
         if algorithm == "spectral":
             for t in group["params"]:
                 _check_matrix_param(t, group)
@@ -209,7 +236,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
 
     def p_at(self, group: Mapping[str, Any], step: int | None = None) -> float:
         """p of a spectral group at optimizer step `step` (default: the next step), t = step / total_steps."""
-        schedule = as_schedule(group["p"])
+        schedule = self._schedule(group)
         step = group["step"] if step is None else step
         if not schedule.needs_total_steps:
             return schedule(0.0)
@@ -221,11 +248,19 @@ class SpectralOptimizer(torch.optim.Optimizer):
             )
         return schedule(step / total)
 
+    def _schedule(self, group: Mapping[str, Any]) -> Schedule:
+        """The group's p schedule, parsed once per spec (``group["p"]`` stays a plain dict for state_dict)."""
+        cached = self._schedules.get(id(group))
+        if cached is None or cached[0] != group["p"]:
+            cached = (dict(group["p"]), as_schedule(group["p"]))
+            self._schedules[id(group)] = cached
+        return cached[1]
+
     def _p_for_step(self, group: Mapping[str, Any]) -> float:
         """p of the step being taken. A step with lr = 0 changes no weight whatever p is, so it may run before
         ``total_steps`` is known (torch.distributed.checkpoint takes such a step to create state before loading)."""
         if group["lr"] == 0 and not group["total_steps"]:
-            return as_schedule(group["p"])(0.0)
+            return self._schedule(group)(0.0)
         return self.p_at(group)
 
     def current_p(self) -> float | None:
@@ -289,21 +324,10 @@ class SpectralOptimizer(torch.optim.Optimizer):
         for t in params:
             _check_matrix_param(t, group, index)
         layouts = [_layout(t, group) for t in params]
-        settings = ShapingSettings(
-            p=self._p_for_step(group),
-            eps=group["eps"],
-            method=group["method"],
-            precision=group["precision"],
-            ns_steps=group["ns_steps"],
-            scale=group["scale"],
-            rms=_target_rms(group),
-        )
-        device = params[0].device
-        shapes = {s for layout in layouts for s in layout.block_shapes()}
-        for shape in shapes:
+        settings = ShapingSettings.for_group(group, self._p_for_step(group), _target_rms(group))
+        for shape in {s for layout in layouts for s in layout.block_shapes()}:
             check_shaping_arguments(
-                shape, settings.p, eps=settings.eps, method=settings.method,
-                precision=resolve_precision(settings.precision, device, settings.method),
+                shape, settings.p, eps=settings.eps, method=settings.method, precision=settings.precision,
                 steps=kernel_steps(settings, shape),
             )  # fmt: skip
         return _GroupPlan(group, params, settings, layouts, [shard_spec(t) for t in params])
@@ -418,6 +442,16 @@ class _GroupPlan:
     settings: ShapingSettings | None = None
     layouts: list[MatrixLayout] = field(default_factory=list)
     shards: list[ShardSpec | None] = field(default_factory=list)
+
+
+def _validate_group(group: dict[str, Any]) -> None:
+    """Check a filled-in group through its config (normalising ``p`` to its plain spec); raises ValueError."""
+    check_choice("SpectralOptimizer", "algorithm", group["algorithm"], ("spectral", "adamw"))
+    check_group_common(group)
+    if group["algorithm"] == "adamw":
+        AdamWConfig.from_group(group)
+    else:
+        group["p"] = SpectralConfig.from_group(group).p
 
 
 def _nu(group: Mapping[str, Any]) -> float:

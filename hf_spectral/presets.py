@@ -26,10 +26,13 @@ class Muon(SpectralOptimizer):
     coefficients, method="tns" or precision="fp32" for an exact polar factor."""
 
     def __init__(self, params: Any, lr: float = 1e-3, **kwargs: Any) -> None:
-        if kwargs.get("p", 0.0) != 0.0:
-            raise ValueError("Muon: p is fixed at 0; use MuonP or DynMuon for other powers")
         kwargs.setdefault("method", "polar")
         super().__init__(params, lr, **kwargs)
+
+    @classmethod
+    def _check_preset(cls, arguments: Any) -> None:
+        if arguments["p"] != 0.0:
+            raise ValueError("Muon: p is fixed at 0; use MuonP or DynMuon for other powers")
 
 
 class MuonP(SpectralOptimizer):

@@ -40,7 +40,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .shaping.validation import check_choice
+from .checks import check_choice
 
 LORA_MODES = ("both", "B", "none")
 CONV_MODES = ("adamw", "spectral")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from .shaping.validation import check_real
+from .checks import check_real
 
 P_LIMITS = (-1.0, 2.0)
 

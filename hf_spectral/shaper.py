@@ -20,8 +20,9 @@ from torch import Tensor
 from .distributed.exchange import all_gather_owned, gather_rows, scatter_rows
 from .distributed.plan import assign_owners, matrix_cost
 from .distributed.sharding import ShardSpec
+from .shaping import result_dtype
 from .stats import UpdateStats
-from .updates import MatrixLayout, ShapingSettings, shape_and_scale, shaped_dtype
+from .updates import MatrixLayout, ShapingSettings, shape_and_scale
 
 
 class Shaper:
@@ -114,7 +115,9 @@ class Shaper:
                                   [sampled[items[k]] for k in mine], [True] * len(mine))  # fmt: skip
         results = {k: O.reshape(O.shape[0], layouts[items[k]].cols) for k, O in zip(mine, shaped, strict=True)}
         device = updates[items[0]].device
-        blocks = scatter_rows(results, rows, cols, owners, group, shaped_dtype(settings, device), device)
+        blocks = scatter_rows(
+            results, rows, cols, owners, group, result_dtype(settings.method, settings.precision, device), device
+        )
         for i, block in zip(items, blocks, strict=True):
             out[i] = block.view(updates[i].shape)
         if stats is not None:
@@ -133,7 +136,7 @@ class Shaper:
         shaped = self.shape_whole([updates[items[k]] for k in mine], [layouts[items[k]] for k in mine], settings,
                                   local_stats, [sampled[items[k]] for k in mine],
                                   [private[items[k]] for k in mine])  # fmt: skip
-        dtype = shaped_dtype(settings, device)
+        dtype = result_dtype(settings.method, settings.precision, device)
         results = all_gather_owned(dict(zip(mine, shaped, strict=True)), [updates[i].shape for i in items], owners,
                                    group, dtype, device)  # fmt: skip
         for i, O in zip(items, results, strict=True):

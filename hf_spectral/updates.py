@@ -5,11 +5,14 @@ moment buffers are updated in place, as in torch.optim)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .config import SpectralConfig, optimizer_tns_steps
 from .shaping import resolve_method, spectral_power
 from .shaping.target import power_of_two_scale
 
@@ -88,33 +91,23 @@ class MatrixLayout:
         return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)
 
 
-OPTIMIZER_EPS = 3e-3
-"""The optimizers' ε floor of φ (spectral_power's own default, 1e-3, is the exact kernel's). A larger ε lets fewer
-TNS steps fit φ (7 steps at 3e-3, fit within 2.5 % for p in [-0.5, 1]) and damps the bf16 rounding noise that φ
-amplifies below it (by ε^(p-1)); too large an ε suppresses the weak directions of spread momentum spectra: 1e-2
-lost 0.03 nats of train loss on the quality fine-tune, 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")."""
-TNS_STEPS_AT_EPS_1E_2 = 6
-"""TNS steps that fit φ at ε = 1e-2; :func:`optimizer_tns_steps` adds one per factor √10 below."""
-
-
-def optimizer_tns_steps(eps: float) -> int:
-    """TNS steps for the optimizers' ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
-    below (7 at 3e-3, the default; 8 at 1e-3, spectral_power's default): each step lifts the smallest singular
-    values by ~2.5-3, so a lower floor needs more steps for the same fit."""
-    return TNS_STEPS_AT_EPS_1E_2 + max(0, round(2.0 * math.log10(1e-2 / eps)))
-
-
 @dataclass(frozen=True)
 class ShapingSettings:
     """Everything needed to turn a batch of pre-shaping matrices into scaled updates at one step."""
 
     p: float
-    eps: float = OPTIMIZER_EPS
-    method: str = "auto"
-    precision: str = "auto"
-    ns_steps: int | None = None
-    scale: str = "rms"
+    eps: float = SpectralConfig.eps
+    method: str = SpectralConfig.method
+    precision: str = SpectralConfig.precision
+    ns_steps: int | None = SpectralConfig.ns_steps
+    scale: str = SpectralConfig.scale
     rms: float = 0.2
+    """The update RMS of this step (the group's rms rule evaluated; 0.2 is Moonlight's constant)."""
+
+    @classmethod
+    def for_group(cls, group: Mapping[str, Any], p: float, rms: float) -> ShapingSettings:
+        """The settings of a spectral param group at a step with power `p` and target update RMS `rms`."""
+        return cls(p, group["eps"], group["method"], group["precision"], group["ns_steps"], group["scale"], rms)
 
 
 def _frobenius(X: Tensor) -> Tensor:
@@ -151,27 +144,6 @@ def scale_factor(O: Tensor, D_norm: Tensor | None, scale: str, rms: float) -> Te
     return 1.0
 
 
-def shaped_dtype(settings: ShapingSettings, device: torch.device) -> torch.dtype:
-    """dtype of shape_and_scale's result: bfloat16 for Polar Express / Newton–Schulz in bf16, else float32."""
-    polar = settings.method in ("polar", "newton_schulz")
-    bf16 = polar and resolve_precision(settings.precision, device, settings.method) in ("bf16", "bf16_all")
-    return torch.bfloat16 if bf16 else torch.float32
-
-
-def resolve_precision(precision: str, device: torch.device, method: str = "auto") -> str:
-    """The optimizer's precision="auto"; other values pass through.
-
-    On CUDA, where a bf16 GEMM writes float32 results at bf16 speed: "bf16" for Polar Express / Newton–Schulz
-    (a mixed start, then bf16) and "mixed" for TNS. Elsewhere "bf16_all": CPUs have no bf16 GEMM with a float32
-    result, so "mixed" steps run as float32 GEMMs (2-4x slower than bf16 on CPUs with bf16 instructions), and
-    only all-bf16 shaping costs what torch.optim.Muon's bf16 Newton–Schulz costs."""
-    if precision != "auto":
-        return precision
-    if device.type != "cuda":
-        return "bf16_all"
-    return "bf16" if method in ("polar", "newton_schulz") else "mixed"
-
-
 def kernel_steps(settings: ShapingSettings, shape: tuple[int, ...]) -> int | None:
     """``steps`` for spectral_power: ``ns_steps`` if set, else :func:`optimizer_tns_steps` where the method is TNS
     (None: the kernel's own default, e.g. 5 for Polar Express)."""
@@ -190,7 +162,7 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = Fals
         settings.p,
         eps=settings.eps,
         method=settings.method,
-        precision=resolve_precision(settings.precision, M.device, settings.method),
+        precision=settings.precision,
         steps=kernel_steps(settings, tuple(M.shape)),
         check_finite=False,
         out_dtype=None,  # bf16 polar stays bf16: the scaling and the parameter update read half the bytes

@@ -18,9 +18,10 @@ from hf_spectral import (
     SpectralOptimizer,
     spectral_power,
 )
-from hf_spectral.updates import OPTIMIZER_EPS, adamw_update_rms
+from hf_spectral.config import SpectralConfig
+from hf_spectral.updates import adamw_update_rms
 
-EPS = OPTIMIZER_EPS  # the optimizers' ε floor, which the references below must use
+EPS = SpectralConfig.eps  # the optimizers' ε floor, which the references below must use
 
 
 def _params(shapes, seed=0, dtype=torch.float32):
@@ -338,7 +339,7 @@ def test_nonfinite_gradient_never_touches_weights_or_state(mode, bad):
         ({"lr": -1.0}, r"lr must be in \[0.0, inf\]"),
         ({"weight_decay": -0.1}, "weight_decay must be in"),
         ({"p": 2.5}, r"p must be in \[-1.0, 2.0\]"),
-        ({"p": -0.9, "eps": 1e-3}, "p reaches -0.9"),  # reachable at the default eps 1e-2
+        ({"p": -0.9, "eps": 1e-3}, "cannot reach p = -0.9"),  # reachable at the default eps 1e-2
         ({"p": {"schedule": "logistic", "start": 1.0, "end": -0.25, "width": 0.0}}, r"width must be in \(0.0, 1.0\]"),
         ({"p": {"schedule": "wave"}}, "'schedule' in"),
         ({"p": {"schedule": "linear", "begin": 1.0}}, "unknown keys"),

@@ -12,16 +12,13 @@ import torch
 from spectra import relative_error
 
 from hf_spectral import DynMuon, Muon, MuonP, spectral_power
-from hf_spectral.shaping.quintic import step_precisions
+from hf_spectral.config import SpectralConfig, optimizer_tns_steps
+from hf_spectral.shaping.precision import resolve_precision, step_precisions
 from hf_spectral.shaping.target import max_abs, shape_svd
 from hf_spectral.shaping.tns import tns_weights
-from hf_spectral.updates import (
-    OPTIMIZER_EPS,
-    ShapingSettings,
-    kernel_steps,
-    optimizer_tns_steps,
-    resolve_precision,
-)
+from hf_spectral.updates import ShapingSettings, kernel_steps
+
+OPTIMIZER_EPS = SpectralConfig.eps
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

@@ -7,14 +7,16 @@ values into SpectralOptimizer keyword arguments and `partition` routing options.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from ..optimizer import SpectralOptimizer
+from ..config import SpectralConfig
+from ..optimizer import NONFINITE, SpectralOptimizer
 from ..presets import DynMuon, Muon, MuonP, SpectralAdam
+from ..routing import CONV_MODES, LORA_MODES
 from ..schedules import PRESETS, SCHEDULES, as_schedule, to_spec
-from ..shaping import METHODS
 
 
 @dataclass(frozen=True)
@@ -43,99 +45,92 @@ class OptimArgsError(ValueError):
         super().__init__(f"{self.given}: {self.reason}")
 
 
-def _float(key: str, value: str) -> float:
+def parse_text(key: str, text: str, kind: Any) -> Any:
+    """The value of ``key=text`` for a config field of type `kind`: float, int, bool, a Literal of choices, or a
+    union of those with None ("none")."""
+    if get_origin(kind) in (Union, UnionType):
+        options = [o for o in get_args(kind) if o is not type(None)]
+        if len(options) < len(get_args(kind)) and text.lower() == "none":
+            return None
+        for option in sorted(options, key=lambda o: get_origin(o) is not Literal):  # choices before numbers
+            try:
+                return parse_text(key, text, option)
+            except ValueError:
+                pass
+        accepted = " or ".join(_describe(o) for o in get_args(kind))
+        raise ValueError(f"optim_args: {key} must be {accepted}, got {text!r}")
+    if get_origin(kind) is Literal:
+        if text not in get_args(kind):
+            raise ValueError(f"optim_args: {key} must be one of {', '.join(get_args(kind))}; got {text!r}")
+        return text
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "false", "0", "no"):
+            return lowered in ("true", "1", "yes")
+        raise ValueError(f"optim_args: {key} must be true or false, got {text!r}")
     try:
-        return float(value)
+        return kind(text)
     except ValueError:
-        raise ValueError(f"optim_args: {key} must be a number, got {value!r}") from None
+        raise ValueError(f"optim_args: {key} must be {_describe(kind)}, got {text!r}") from None
 
 
-def _int(key: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"optim_args: {key} must be an integer, got {value!r}") from None
-
-
-def _optional_float(key: str, value: str) -> float | None:
-    return None if value.lower() == "none" else _float(key, value)
-
-
-def _rms(key: str, value: str) -> float | str:
-    return value if value == "adamw" else _float(key, value)
-
-
-def _bool(key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"optim_args: {key} must be true or false, got {value!r}")
-
-
-def _choice(*choices: str) -> Callable[[str, str], str]:
-    def parse(key: str, value: str) -> str:
-        if value not in choices:
-            raise ValueError(f"optim_args: {key} must be one of {', '.join(choices)}; got {value!r}")
-        return value
-
-    return parse
-
-
-def _patterns(key: str, value: str) -> tuple[str, ...]:
-    """Glob patterns separated by "|" (commas would split --optim_args)."""
-    return tuple(pat for pat in value.split("|") if pat)
+def _describe(kind: Any) -> str:
+    if kind is type(None):
+        return "none"
+    if get_origin(kind) is Literal:
+        return " or ".join(get_args(kind))
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
 
 
 @dataclass(frozen=True)
 class Key:
-    parse: Callable[[str, str], Any]
+    """An ``--optim_args`` key: the type its text is parsed as, its help and its default as listed."""
+
+    kind: Any
     help: str
     default: str = "—"
 
+    def parse(self, key: str, text: str) -> Any:
+        return parse_text(key, text, self.kind)
 
-SCHEDULE_CHOICES = (*SCHEDULES, *PRESETS)
+
+def _config_keys(config: type, skip: tuple[str, ...]) -> dict[str, Key]:
+    """One key per field of a config dataclass: its type, help and default, as the config defines them."""
+    kinds = get_type_hints(config)
+    shown = {f.name: f.metadata.get("shown", str(f.default)) for f in fields(config)}
+    return {f.name: Key(kinds[f.name], f.metadata["help"], shown[f.name]) for f in fields(config) if f.name not in skip}
+
+
+SCHEDULE_CHOICES = Literal[(*SCHEDULES, *PRESETS)]  # type: ignore[valid-type]
+PATTERNS = "globs separated by | (commas would split --optim_args)"
 KEYS: dict[str, Key] = {
-    "p": Key(_float, "constant spectral power in [−1, 2] (excludes the schedule keys)", "per name"),
-    "schedule": Key(_choice(*SCHEDULE_CHOICES), "p schedule kind or preset", "per name"),
-    "p_start": Key(_float, "schedule start p(0⁺) (for logistic: the upper asymptote)", "per name"),
-    "p_end": Key(_float, "schedule end p(1)", "per name"),
-    "tau": Key(_float, "logistic midpoint τ, as a fraction of training, in [0, 1]", "0.04"),
-    "width": Key(_float, "logistic width w, in (0, 1]", "0.04"),
-    "eps": Key(_float, "ε floor of φ, in (0, 1]", "3e-3"),
-    "method": Key(_choice(*METHODS), "shaping method (taylor, dynmuon_published: ablations only)", "auto"),
-    "precision": Key(_choice("auto", "fp32", "mixed", "bf16", "bf16_all"), "shaping precision", "auto"),
-    "ns_steps": Key(_int, "iterations of tns / polar / newton_schulz, 1–100", "7 / 5"),
-    "base": Key(_choice("momentum", "adam"), "what is shaped", "momentum"),
-    "order": Key(_choice("momentum_first", "shape_first", "none"), "momentum vs shaping order", "momentum_first"),
-    "momentum": Key(_float, "momentum μ in [0, 1) (base=momentum)", "0.95"),
-    "nesterov": Key(_bool, "Nesterov look-ahead (false: shape the momentum buffer itself)", "true"),
-    "nu": Key(_optional_float, "buffer weight ν of the direction (1−ν)G + νB, in [0, 1]; none: ν = momentum", "0.7"),
+    "p": Key(float, "constant spectral power in [−1, 2] (excludes the schedule keys)", "per name"),
+    "schedule": Key(SCHEDULE_CHOICES, "p schedule kind or preset", "per name"),
+    "p_start": Key(float, "schedule start p(0⁺) (for logistic: the upper asymptote)", "per name"),
+    "p_end": Key(float, "schedule end p(1)", "per name"),
+    "tau": Key(float, "logistic midpoint τ, as a fraction of training, in [0, 1]", "0.04"),
+    "width": Key(float, "logistic width w, in (0, 1]", "0.04"),
+    **_config_keys(SpectralConfig, skip=("p", "betas")),
+    "adam_eps": Key(float, "Adam ε of base=adam spectral groups, in [0, 1]", "--adam_epsilon"),
     "beta1": Key(
-        _float, "Adam β₁ of base=adam spectral groups, and of the AdamW that rms=adamw matches", "--adam_beta1"
+        float, "Adam β₁ of base=adam spectral groups, and of the AdamW that rms=adamw matches", "--adam_beta1"
     ),
-    "beta2": Key(_float, "Adam β₂ of base=adam spectral groups", "--adam_beta2"),
-    "adam_eps": Key(_float, "Adam ε of base=adam spectral groups", "--adam_epsilon"),
-    "scale": Key(_choice("rms", "spectral", "preserve", "none"), "update size rule", "rms"),
-    "rms": Key(_rms, "target update RMS for scale=rms: adamw (AdamW's at each step) or a number in (0, 10]", "adamw"),
-    "lora_rms_scale": Key(_float, "multiplier of the target RMS for LoRA factors, in (0, 10]", "2"),
-    "spectral_lr": Key(_float, "learning rate of the spectral groups", "--learning_rate"),
-    "adamw_lr": Key(_float, "learning rate of the AdamW groups", "--learning_rate"),
-    "nonfinite": Key(_choice("raise", "skip"), "on a NaN/Inf gradient: raise or skip the step", "raise"),
-    "lora": Key(_choice("both", "B", "none"), "which LoRA factors are shaped", "both"),
-    "conv": Key(_choice("adamw", "spectral"), "where conv kernels go", "adamw"),
-    "split_fused": Key(_bool, "shape fused Q, K, V blocks separately", "false"),
-    "spectral_patterns": Key(_patterns, "globs forced to spectral, separated by |", "none"),
-    "adamw_patterns": Key(_patterns, "globs forced to AdamW, separated by |", "none"),
-    "skip_patterns": Key(_patterns, "globs left out of the optimizer, separated by |", "none"),
-    "stats_every": Key(_int, "log SVD statistics of the shaped updates every N steps (0: off)", "0"),
+    "beta2": Key(float, "Adam β₂ of base=adam spectral groups", "--adam_beta2"),
+    "spectral_lr": Key(float, "learning rate of the spectral groups", "--learning_rate"),
+    "adamw_lr": Key(float, "learning rate of the AdamW groups", "--learning_rate"),
+    "nonfinite": Key(Literal[NONFINITE], "on a NaN/Inf gradient: raise or skip the step", "raise"),
+    "lora": Key(Literal[LORA_MODES], "which LoRA factors are shaped", "both"),
+    "conv": Key(Literal[CONV_MODES], "where conv kernels go", "adamw"),
+    "split_fused": Key(bool, "shape fused Q, K, V blocks separately", "false"),
+    "spectral_patterns": Key(str, f"parameters forced to spectral: {PATTERNS}", "none"),
+    "adamw_patterns": Key(str, f"parameters forced to AdamW: {PATTERNS}", "none"),
+    "skip_patterns": Key(str, f"parameters left out of the optimizer: {PATTERNS}", "none"),
+    "stats_every": Key(int, "log SVD statistics of the shaped updates every N steps (0: off)", "0"),
 }
 ROUTING_KEYS = {"lora": "lora", "conv": "conv", "split_fused": "split_fused", "spectral_patterns": "spectral",
                 "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
 SCHEDULE_KEYS = ("schedule", "p_start", "p_end", "tau", "width")
-PASSTHROUGH = ("eps", "method", "precision", "ns_steps", "base", "order", "momentum", "nesterov", "nu", "adam_eps",
-               "scale", "rms", "lora_rms_scale", "nonfinite", "stats_every")  # fmt: skip
+PASSTHROUGH = (*_config_keys(SpectralConfig, skip=("p", "betas")), "nonfinite", "stats_every")
 
 
 def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> dict[str, Any]:
@@ -158,7 +153,11 @@ def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> d
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise ValueError(f"optim_args: unknown key {unknown[0]!r} for --optim {name}; accepted keys: {', '.join(KEYS)}")
-    return {k: KEYS[k].parse(k, v) if isinstance(v, str) else v for k, v in raw.items()}
+    values = {k: KEYS[k].parse(k, v) if isinstance(v, str) else v for k, v in raw.items()}
+    for key in ("spectral_patterns", "adamw_patterns", "skip_patterns"):
+        if isinstance(values.get(key), str):
+            values[key] = tuple(pattern for pattern in values[key].split("|") if pattern)
+    return values
 
 
 @dataclass

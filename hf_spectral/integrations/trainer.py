@@ -108,11 +108,8 @@ class SpectralOptimizerFactory:
 
 
 def validate_resolved(resolved: Resolved) -> None:
-    """Build the optimizer once on a throw-away 2×2 matrix so every hyper-parameter is checked up front."""
-    import torch
-
-    probe = nn.Parameter(torch.zeros(2, 2))
-    resolved.cls([{"params": [probe], "algorithm": "spectral"}], **resolved.kwargs)
+    """Check every hyper-parameter up front, as the optimizer's constructor will (no model needed)."""
+    resolved.cls.check_arguments(**resolved.kwargs)
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from .api import EIGH_MAX_SIDE, METHODS, check_shaping_arguments, resolve_method, spectral_power
 from .polar import NEWTON_SCHULZ_COEFFICIENTS, POLAR_EXPRESS_COEFFICIENTS, polar_express
-from .quintic import PRECISIONS
+from .precision import PRECISIONS, resolve_precision, result_dtype
 from .target import phi, shape_svd
 from .tns import TNS_COEFFICIENTS, TNS_DEFAULT_STEPS, TNSWeights, tns_weights
 
@@ -19,6 +19,8 @@ __all__ = [
     "phi",
     "polar_express",
     "resolve_method",
+    "resolve_precision",
+    "result_dtype",
     "shape_svd",
     "spectral_power",
     "tns_weights",

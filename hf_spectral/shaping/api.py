@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_choice, check_real, check_steps
 from .eigh import eigh_batched
 from .layout import on_short_side_batches
 from .polar import polar_batched
+from .precision import PRECISIONS, resolve_precision
 from .published import dynmuon_published_batched, taylor_batched
-from .quintic import PRECISIONS
-from .target import normalized, shape_svd
-from .tns import MAX_FIT_ERROR, TNS_DEFAULT_STEPS, tns_batched, tns_weights
-from .validation import check_choice, check_matrix, check_real, check_steps
+from .target import check_matrix, normalized, shape_svd
+from .tns import TNS_DEFAULT_STEPS, check_tns_fit, tns_batched, tns_weights
 
 METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd", "taylor", "dynmuon_published")
 """The last two are the published DynMuon approximations (not U Σᵖ Vᵀ), kept for ablations."""
@@ -58,7 +58,8 @@ def spectral_power(
             only), ``"eigh"`` (exact, small side Gram) or ``"svd"`` (float64 SVD reference); ``"taylor"`` and
             ``"dynmuon_published"`` are the published DynMuon approximations, for ablations only.
         precision: ``"fp32"``, ``"mixed"`` (bf16 matmul operands), ``"bf16"`` (bf16 iterate after a few mixed
-            steps) or ``"bf16_all"`` (bf16 in every step, as torch.optim.Muon; fastest on CPU); used by the
+            steps), ``"bf16_all"`` (bf16 in every step, as torch.optim.Muon; fastest on CPU) or ``"auto"`` (by
+            device and method: :func:`hf_spectral.shaping.precision.resolve_precision`); used by the
             matmul methods (tns, polar, newton_schulz). eigh and svd always compute in float64.
             Any finite M is shaped right whatever its magnitude (it is scaled by a power of two first).
         steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
@@ -75,6 +76,7 @@ def spectral_power(
     method = check_shaping_arguments(tuple(M.shape), p, eps=eps, method=method, precision=precision, steps=steps)
     if M.numel() == 0:
         return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
+    precision = resolve_precision(precision, M.device, method)
     Y = on_short_side_batches(M, _kernel(method, float(p), float(eps), precision, steps, overwrite))
     return Y if out_dtype is None else Y.to(out_dtype)
 
@@ -94,21 +96,14 @@ def check_shaping_arguments(
     p = check_real(fn, "p", p, *P_RANGE)
     eps = check_real(fn, "eps", eps, *EPS_RANGE, low_open=True)
     check_choice(fn, "method", method, METHODS)
-    check_choice(fn, "precision", precision, PRECISIONS)
+    check_choice(fn, "precision", precision, ("auto", *PRECISIONS))
     if steps is not None:
         check_steps(fn, steps)
     method = resolve_method(method, p, shape)
     if method in ("polar", "newton_schulz") and p != 0.0:
         raise ValueError(f"{fn}: method={method!r} computes p = 0 only, got p = {p}; use method='tns' or 'auto'")
     if method == "tns":
-        fit = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS)
-        if fit.fit_error > MAX_FIT_ERROR:
-            raise ValueError(
-                f"{fn}: method='tns' with steps={steps or TNS_DEFAULT_STEPS} cannot reach p = {p}, "
-                f"eps = {eps} (scalar fit error {fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); TNS needs "
-                "p in about [-0.5, 1.3] and eps >= 1e-3 at 8 steps: raise steps, raise eps, or use "
-                "method='eigh' / 'svd'"
-            )
+        check_tns_fit(fn, p, eps, steps or TNS_DEFAULT_STEPS)
     return method
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_choice, check_steps
 from .layout import on_short_side_batches
-from .quintic import PRECISIONS, iterate_dtype, run_quintic, step_precisions
-from .target import normalized
-from .validation import check_choice, check_matrix, check_steps
+from .precision import PRECISIONS, iterate_dtype, step_precisions
+from .quintic import run_quintic
+from .target import check_matrix, normalized
 
 POLAR_EXPRESS_COEFFICIENTS: tuple[tuple[float, float, float], ...] = (
     (8.156554524902461, -22.48329292557795, 15.878769915207462),

@@ -10,7 +10,7 @@ fit the memory budget (:data:`WORKSPACE_LIMIT`, m close to n) the step skips B a
 X_j ← a·X_j + A·(b·X_j + c·A·X_j): 3m²n multiply-adds instead of 2m²n + m³, chosen only where that is at most 5 %
 more (:func:`uses_b`).
 
-Precision modes (docs/shaping.md, "Range and precision"):
+Precision modes (:mod:`.precision`; docs/shaping.md, "Range and precision"):
     "fp32"  – iterate and matmuls in float32;
     "mixed" – float32 iterate; A and B in bfloat16 (bf16 GEMMs with float32 accumulation); in the update product
               B·X the iterate is split into two bfloat16 halves, X ≈ hi + lo, so B·X = B·hi + B·lo keeps about
@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
-PRECISIONS = ("fp32", "mixed", "bf16", "bf16_all")
+from .precision import iterate_dtype
+
 WORKSPACE_LIMIT = 2.5
 """Peak memory a step plans for, in multiples of a float32 (m, n) matrix (the shaping input's size), counting the
 iterate, what the caller holds (TNS's accumulator), A, B and the column block."""
@@ -45,24 +46,6 @@ ROW_BLOCK = 256
 """Rows of a bfloat16 operand converted at a time by the CPU emulation of bf16 GEMMs."""
 
 _HAS_OUT_DTYPE = "dtype" in torch.ops.aten.bmm.overloads()
-
-
-def iterate_dtype(precision: str) -> torch.dtype:
-    """dtype of the iterate X for a precision mode."""
-    return torch.bfloat16 if precision in ("bf16", "bf16_all") else torch.float32
-
-
-def step_precisions(precision: str, steps: int, mixed_steps: int) -> list[str]:
-    """The precision of each step: precision="bf16" runs its first `mixed_steps` steps in "mixed" ("bf16_all" none).
-
-    A bf16 iterate rounds X to 8 bits; early on, the small singular values are far below that rounding noise of
-    the large ones and would be replaced by it (e.g. 108 % error at p = −0.5 on a rank-3 matrix). Once the first
-    steps have lifted them, bf16 loses nothing measurable (docs/shaping.md, "Range and precision")."""
-    if precision == "bf16_all":
-        return ["bf16"] * steps
-    if precision != "bf16":
-        return [precision] * steps
-    return ["mixed"] * min(mixed_steps, steps) + ["bf16"] * max(steps - mixed_steps, 0)
 
 
 def bf16_matmul(x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:

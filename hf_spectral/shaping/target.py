@@ -68,3 +68,16 @@ def shape_svd(M: Tensor, p: float, eps: float = 1e-3) -> Tensor:
     """Reference U φ(Σ/ν) Vᵀ computed by a float64 SVD (returns float64). Exact, slow; for tests and audits."""
     U, S, Vh = torch.linalg.svd(normalized(M.detach(), torch.float64), full_matrices=False)
     return (U * phi(S, p, eps).unsqueeze(-2)) @ Vh
+
+
+def check_matrix(fn: str, M: object, *, check_finite: bool) -> None:
+    """M must be a floating-point tensor with at least two dimensions and (optionally) only finite entries (tested
+    through :func:`max_abs`, which NaN propagates to: no temporary the size of M)."""
+    if not isinstance(M, Tensor):
+        raise TypeError(f"{fn}: M must be a torch.Tensor, got {type(M).__name__}")
+    if not M.is_floating_point():
+        raise TypeError(f"{fn}: M must have a floating-point dtype, got {M.dtype}")
+    if M.ndim < 2:
+        raise ValueError(f"{fn}: M must have shape (..., m, n) with at least 2 dimensions, got {tuple(M.shape)}")
+    if check_finite and M.numel() and not bool(torch.isfinite(max_abs(M))):
+        raise ValueError(f"{fn}: M contains NaN or Inf; spectral shaping needs finite entries")

@@ -19,7 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .quintic import MIN_BLOCK, run_quintic, step_precisions
+from .precision import step_precisions
+from .quintic import MIN_BLOCK, run_quintic
 from .target import normalized, phi
 
 TNS_COEFFICIENTS: tuple[float, float, float] = (2.54815, -3.50720, 1.60367)
@@ -62,6 +63,18 @@ def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> 
     relative = (A @ w - 1.0).abs()
     fit_error = float(relative[s >= eps].max())
     return TNSWeights(tuple(w.tolist()), fit_error)
+
+
+def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "steps") -> None:
+    """Raise a ValueError naming `fn` if TNS with `steps` steps cannot fit φ at (p, ε) within :data:`MAX_FIT_ERROR`."""
+    fit = tns_weights(p, eps, steps)
+    if fit.fit_error > MAX_FIT_ERROR:
+        raise ValueError(
+            f"{fn}: TNS with {steps_name}={steps} and eps={eps:g} cannot reach p = {p:.4g} (scalar fit error "
+            f"{fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); it covers about p in [-0.5, 1] at 7 steps with eps >= 3e-3 "
+            f"and [-0.5, 1.3] at 8 with eps >= 1e-3: narrow the p range, raise {steps_name} or eps, or use "
+            "method='eigh' / 'svd'"
+        )
 
 
 def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite: bool = False) -> Tensor:

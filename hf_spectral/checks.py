@@ -1,28 +1,10 @@
-"""Argument checks shared by the shaping entry points. Every message names the function, the argument and
-the accepted range."""
+"""Argument checks shared by every layer (shaping, schedules, configs, routing). Every message names the
+function, the argument and the accepted range."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import torch
-from torch import Tensor
-
-from .target import max_abs
-
-
-def check_matrix(fn: str, M: object, *, check_finite: bool) -> None:
-    """M must be a floating-point tensor with at least two dimensions and (optionally) only finite entries (tested
-    through :func:`max_abs`, which NaN propagates to: no temporary the size of M)."""
-    if not isinstance(M, Tensor):
-        raise TypeError(f"{fn}: M must be a torch.Tensor, got {type(M).__name__}")
-    if not M.is_floating_point():
-        raise TypeError(f"{fn}: M must have a floating-point dtype, got {M.dtype}")
-    if M.ndim < 2:
-        raise ValueError(f"{fn}: M must have shape (..., m, n) with at least 2 dimensions, got {tuple(M.shape)}")
-    if check_finite and M.numel() and not bool(torch.isfinite(max_abs(M))):
-        raise ValueError(f"{fn}: M contains NaN or Inf; spectral shaping needs finite entries")
 
 
 def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> None:
