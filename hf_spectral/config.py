@@ -46,7 +46,7 @@ class SpectralConfig:
     # ε = 3e-3: a larger ε lets fewer TNS steps fit φ and damps the bf16 rounding that φ amplifies below it;
     # 1e-2 lost 0.03 nats on the quality fine-tune, 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")
     eps: float = field(
-        default=3e-3, metadata=doc("ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1]")
+        default=3e-3, metadata=doc("ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1]", "3e-3")
     )
     method: Method = field(default="auto", metadata=doc("shaping method (taylor, dynmuon_published: ablations only)"))
     precision: Precision = field(
