@@ -34,18 +34,11 @@ from .checks import check_choice
 from .config import AdamWConfig, SpectralConfig, check_group_common
 from .distributed.sharding import ShardSpec, is_dtensor, shard_spec
 from .schedules import PSpec, Schedule, as_schedule
-from .shaper import Shaper
+from .shaper import Shaper, ShapingItem
 from .shaping import check_shaping_arguments
 from .shaping.target import max_abs
 from .stats import UpdateStats
-from .updates import (
-    MatrixLayout,
-    ShapingSettings,
-    adam_direction,
-    adamw_update_rms,
-    kernel_steps,
-    momentum_direction,
-)
+from .updates import MatrixLayout, ShapingSettings, adamw_update_rms, kernel_steps, spectral_update
 
 S, A = SpectralConfig, AdamWConfig  # the signature's defaults are the configs' (one place defines each)
 
@@ -369,47 +362,47 @@ class SpectralOptimizer(torch.optim.Optimizer):
         self.shaper.replica_group = None
 
     def _spectral_step(self, plan: _GroupPlan, stats: UpdateStats | None = None) -> None:
-        group, params = plan.group, plan.params
-        base, order = group["base"], group["order"]
-        directions, private = [], []  # private: a temporary of this step, which the shaping may overwrite
+        """torch.optim.Muon's shape: collect the group's tensors, then one functional update."""
+        group = plan.group
+        grads, states = self._init_spectral_group(group, plan.params)
+
+        def shape(directions: list[Tensor], private: bool) -> list[Tensor]:
+            items = zip(directions, plan.layouts, plan.shards, strict=True)
+            return self.shaper([ShapingItem(D, layout, shard, private) for D, layout, shard in items], plan.settings,
+                               stats)  # fmt: skip
+
+        spectral_update(
+            [_local(t) for t in plan.params], grads, states, shape,
+            base=group["base"], order=group["order"], momentum=group["momentum"], nu=_nu(group), betas=group["betas"],
+            adam_eps=group["adam_eps"], lr=group["lr"], weight_decay=group["weight_decay"],
+        )  # fmt: skip
+
+    def _init_spectral_group(
+        self, group: Mapping[str, Any], params: list[Tensor]
+    ) -> tuple[list[Tensor], list[dict[str, Tensor]]]:
+        """The local gradients and state tensors of a spectral group's parameters with a gradient, creating the
+        state at first use (as torch.optim does: under accelerate's FSDP2 the optimizer is built before the model
+        is sharded, and state created then would be full-size and keyed by the replaced parameters).
+
+        State per parameter: base="momentum": ``momentum_buffer`` (B), unless order="none"; base="adam":
+        ``exp_avg`` (m, unless order="none"), ``exp_avg_sq`` (v) and ``step`` (a float32 tensor on the CPU, as
+        torch's AdamW keeps it)."""
+        grads, states = [], []
         for t in params:
-            grad, state = _local(t.grad), self.state[t]
-            if base == "adam":
+            state = self.state[t]
+            if group["base"] == "adam":
                 if not state:
-                    state["step"] = 0
+                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
                     state["exp_avg_sq"] = torch.zeros_like(t.grad)
-                    if order != "none":
+                    if group["order"] != "none":
                         state["exp_avg"] = torch.zeros_like(t.grad)
-                state["step"] += 1
-                exp_avg = _local(state["exp_avg"]) if "exp_avg" in state else None
-                directions.append(
-                    adam_direction(
-                        grad, exp_avg, _local(state["exp_avg_sq"]), state["step"], group["betas"], group["adam_eps"]
-                    )
-                )
-            elif order == "momentum_first":
-                if not state:
-                    state["momentum_buffer"] = torch.zeros_like(t.grad)
-                buf = _local(state["momentum_buffer"])
-                directions.append(momentum_direction(grad, buf, group["momentum"], _nu(group)))
-            else:
-                directions.append(grad)
-            # Adam's m̂/(√v̂ + ε) and the Nesterov mix are new tensors; B itself (ν = 1) and G are not
-            private.append(base == "adam" or (order == "momentum_first" and _nu(group) != 1.0))
-        updates = self.shaper(directions, plan.layouts, plan.shards, plan.settings, stats, private)
-        if base == "momentum" and order == "shape_first":
-            for i, t in enumerate(params):
-                state = self.state[t]
-                if not state:
-                    state["momentum_buffer"] = torch.zeros_like(t.grad)
-                buf = _local(state["momentum_buffer"])
-                updates[i] = momentum_direction(updates[i].to(buf.dtype), buf, group["momentum"], _nu(group))
-        lr, wd = group["lr"], group["weight_decay"]
-        for t, update in zip(params, updates, strict=True):
-            weight = _local(t)
-            if wd:
-                weight.mul_(1.0 - lr * wd)
-            weight.add_(update, alpha=-lr)
+                elif not isinstance(state["step"], Tensor):  # checkpoints before 0.2 stored an int
+                    state["step"] = torch.tensor(float(state["step"]), dtype=torch.float32)
+            elif group["order"] != "none" and not state:
+                state["momentum_buffer"] = torch.zeros_like(t.grad)
+            grads.append(_local(t.grad))
+            states.append({key: _local(value) if key != "step" else value for key, value in state.items()})
+        return grads, states
 
     def _adamw_step(self, group: dict[str, Any], with_grad: list[Tensor]) -> None:
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []

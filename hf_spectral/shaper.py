@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.distributed import ProcessGroup
 
 from .distributed.exchange import all_gather_owned, gather_rows, scatter_rows
 from .distributed.plan import assign_owners, matrix_cost
@@ -23,6 +25,20 @@ from .distributed.sharding import ShardSpec
 from .shaping import result_dtype
 from .stats import UpdateStats
 from .updates import MatrixLayout, ShapingSettings, shape_and_scale
+
+
+@dataclass(frozen=True)
+class ShapingItem:
+    """One parameter's pre-shaping update (its local row block if sharded) and how it is shaped.
+
+    `private`: the update is a temporary of this step the shaping may overwrite (saving a copy of each matrix);
+    `sampled`: its shaped matrices get SVD statistics."""
+
+    update: Tensor
+    layout: MatrixLayout
+    shard: ShardSpec | None = None
+    private: bool = False
+    sampled: bool = False
 
 
 class Shaper:
@@ -35,49 +51,33 @@ class Shaper:
         self._checked_replicas = False
 
     def __call__(
-        self,
-        updates: Sequence[Tensor],
-        layouts: Sequence[MatrixLayout],
-        shards: Sequence[ShardSpec | None],
-        settings: ShapingSettings,
-        stats: UpdateStats | None = None,
-        private: Sequence[bool] | None = None,
+        self, items: Sequence[ShapingItem], settings: ShapingSettings, stats: UpdateStats | None = None
     ) -> list[Tensor]:
-        """Scaled shaped updates in the layout of `updates` (local row blocks for sharded parameters).
-        `private[i]`: updates[i] is a temporary the shaping may overwrite (saving a copy of each matrix)."""
-        out: list[Tensor | None] = [None] * len(updates)
-        private = list(private) if private is not None else [False] * len(updates)
-        sampled = [stats is not None and i < stats.svd_tensors for i in range(len(updates))]
-        plain = [i for i, s in enumerate(shards) if s is None]
-        if plain:
-            group = self.replica_group
-            if group is not None and dist.get_world_size(group) > 1:
-                self._replicated(plain, updates, layouts, settings, stats, sampled, group, out, private)
+        """The scaled shaped update of each item, in the layout of its update (local row blocks for sharded
+        parameters). With `stats`, the first ``stats.svd_tensors`` items are sampled for SVD statistics."""
+        if stats is not None:
+            items = [replace(item, sampled=i < stats.svd_tensors) for i, item in enumerate(items)]
+        parts: dict[tuple, list[int]] = defaultdict(list)  # plain items, and sharded ones by process group
+        for i, item in enumerate(items):
+            parts[("plain",) if item.shard is None else ("sharded", item.shard.group, item.update.dtype)].append(i)
+        results: list[Tensor | None] = [None] * len(items)
+        for key, indices in parts.items():
+            members = [items[i] for i in indices]
+            if key[0] == "sharded":
+                shaped = self._sharded(members, settings, stats, key[1])
+            elif self.replica_group is not None and dist.get_world_size(self.replica_group) > 1:
+                shaped = self._replicated(members, settings, stats, self.replica_group)
             else:
-                shaped = self.shape_whole([updates[i] for i in plain], [layouts[i] for i in plain], settings, stats,
-                                          [sampled[i] for i in plain], [private[i] for i in plain])  # fmt: skip
-                for i, O in zip(plain, shaped, strict=True):
-                    out[i] = O
-        sharded: dict[tuple, list[int]] = defaultdict(list)
-        for i, s in enumerate(shards):
-            if s is not None:
-                sharded[(s.group, updates[i].dtype)].append(i)
-        for (group, _), items in sharded.items():
-            self._sharded(items, updates, layouts, shards, settings, stats, sampled, group, out)
-        return out  # type: ignore[return-value]
+                shaped = self.shape_whole(members, settings, stats)
+            for i, O in zip(indices, shaped, strict=True):
+                results[i] = O
+        return results  # type: ignore[return-value]
 
     def shape_whole(
-        self,
-        tensors: Sequence[Tensor],
-        layouts: Sequence[MatrixLayout],
-        settings: ShapingSettings,
-        stats: UpdateStats | None = None,
-        sampled: Sequence[bool] | None = None,
-        private: Sequence[bool] | None = None,
+        self, items: Sequence[ShapingItem], settings: ShapingSettings, stats: UpdateStats | None = None
     ) -> list[Tensor]:
-        """Shape whole (unsharded) parameter-shaped updates on this rank; `sampled[i]` marks the tensors whose
-        matrices get SVD statistics, `private[i]` those the shaping may overwrite."""
-        blocks = [layout.matrices(t) for t, layout in zip(tensors, layouts, strict=True)]
+        """Shape whole (unsharded) parameter-shaped updates on this rank."""
+        blocks = [item.layout.matrices(item.update) for item in items]
         batches: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
         for i, matrices in enumerate(blocks):
             for j, M in enumerate(matrices):
@@ -88,7 +88,7 @@ class Shaper:
             for chunk in chunks:
                 matrices = [blocks[i][j] for i, j in chunk]
                 if len(matrices) == 1:
-                    stacked, overwrite = matrices[0].unsqueeze(0), bool(private and private[chunk[0][0]])
+                    stacked, overwrite = matrices[0].unsqueeze(0), items[chunk[0][0]].private
                 else:
                     stacked, overwrite = torch.stack(matrices), True  # a fresh copy
                 if stats is not None:  # before the shaping, which may overwrite `stacked`
@@ -96,53 +96,51 @@ class Shaper:
                 result = shape_and_scale(stacked, settings, overwrite)
                 self.matrices_shaped += len(chunk)
                 if stats is not None:
-                    stats.add(result, [bool(sampled and sampled[i]) for i, _ in chunk])
+                    stats.add(result, [items[i].sampled for i, _ in chunk])
                 for (i, j), O in zip(chunk, result.unbind(0), strict=True):
                     shaped[i][j] = O
-        return [layout.assemble(s) for s, layout in zip(shaped, layouts, strict=True)]  # type: ignore[arg-type]
+        return [item.layout.assemble(s) for s, item in zip(shaped, items, strict=True)]  # type: ignore[arg-type]
 
-    def _sharded(self, items, updates, layouts, shards, settings, stats, sampled, group, out) -> None:
+    def _sharded(
+        self, items: list[ShapingItem], settings: ShapingSettings, stats: UpdateStats | None, group: ProcessGroup
+    ) -> list[Tensor]:
         """FSDP2: gather whole matrices to owners, shape there, scatter the rows back."""
-        world = dist.get_world_size(group)
-        rows = [shards[i].rows for i in items]
-        local = [updates[i].reshape(updates[i].shape[0], layouts[i].cols) for i in items]
-        cols = [layouts[i].cols for i in items]
-        owners = assign_owners([_cost(layouts[i]) for i in items], world)
+        rows = [item.shard.rows for item in items]  # type: ignore[union-attr]
+        local = [item.update.reshape(item.update.shape[0], item.layout.cols) for item in items]
+        cols = [item.layout.cols for item in items]
+        owners = assign_owners([_cost(item.layout) for item in items], dist.get_world_size(group))
         whole = gather_rows(local, rows, owners, group)
         mine = sorted(whole)
         local_stats = UpdateStats() if stats is not None else None
-        shaped = self.shape_whole([whole[k] for k in mine], [layouts[items[k]] for k in mine], settings, local_stats,
-                                  [sampled[items[k]] for k in mine], [True] * len(mine))  # fmt: skip
-        results = {k: O.reshape(O.shape[0], layouts[items[k]].cols) for k, O in zip(mine, shaped, strict=True)}
-        device = updates[items[0]].device
-        blocks = scatter_rows(
-            results, rows, cols, owners, group, result_dtype(settings.method, settings.precision, device), device
-        )
-        for i, block in zip(items, blocks, strict=True):
-            out[i] = block.view(updates[i].shape)
-        if stats is not None:
-            stats.merge(_all_reduced(local_stats, group, device))
-
-    def _replicated(self, items, updates, layouts, settings, stats, sampled, group, out, private) -> None:
-        """DDP: each rank shapes its share of the (identical) matrices; one all-gather gives everyone all results."""
-        device = updates[items[0]].device
-        if not self._checked_replicas:
-            _check_same_everywhere([layouts[i] for i in items], group, device)
-            self._checked_replicas = True
-        owners = assign_owners([_cost(layouts[i]) for i in items], dist.get_world_size(group))
-        rank = dist.get_rank(group)
-        mine = [k for k, i in enumerate(items) if owners[k] == rank]
-        local_stats = UpdateStats() if stats is not None else None
-        shaped = self.shape_whole([updates[items[k]] for k in mine], [layouts[items[k]] for k in mine], settings,
-                                  local_stats, [sampled[items[k]] for k in mine],
-                                  [private[items[k]] for k in mine])  # fmt: skip
+        owned = [ShapingItem(whole[k], items[k].layout, private=True, sampled=items[k].sampled) for k in mine]
+        shaped = self.shape_whole(owned, settings, local_stats)
+        results = {k: O.reshape(O.shape[0], items[k].layout.cols) for k, O in zip(mine, shaped, strict=True)}
+        device = items[0].update.device
         dtype = result_dtype(settings.method, settings.precision, device)
-        results = all_gather_owned(dict(zip(mine, shaped, strict=True)), [updates[i].shape for i in items], owners,
-                                   group, dtype, device)  # fmt: skip
-        for i, O in zip(items, results, strict=True):
-            out[i] = O
+        blocks = scatter_rows(results, rows, cols, owners, group, dtype, device)
         if stats is not None:
-            stats.merge(_all_reduced(local_stats, group, device))
+            stats.merge(_all_reduced(local_stats, group, device))  # type: ignore[arg-type]
+        return [block.view(item.update.shape) for item, block in zip(items, blocks, strict=True)]
+
+    def _replicated(
+        self, items: list[ShapingItem], settings: ShapingSettings, stats: UpdateStats | None, group: ProcessGroup
+    ) -> list[Tensor]:
+        """DDP: each rank shapes its share of the (identical) matrices; one all-gather gives everyone all results."""
+        device = items[0].update.device
+        if not self._checked_replicas:
+            _check_same_everywhere([item.layout for item in items], group, device)
+            self._checked_replicas = True
+        owners = assign_owners([_cost(item.layout) for item in items], dist.get_world_size(group))
+        rank = dist.get_rank(group)
+        mine = [k for k in range(len(items)) if owners[k] == rank]
+        local_stats = UpdateStats() if stats is not None else None
+        shaped = self.shape_whole([items[k] for k in mine], settings, local_stats)
+        dtype = result_dtype(settings.method, settings.precision, device)
+        results = all_gather_owned(dict(zip(mine, shaped, strict=True)), [item.update.shape for item in items],
+                                   owners, group, dtype, device)  # fmt: skip
+        if stats is not None:
+            stats.merge(_all_reduced(local_stats, group, device))  # type: ignore[arg-type]
+        return results
 
 
 def _cost(layout: MatrixLayout) -> int:

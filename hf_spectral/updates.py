@@ -5,7 +5,7 @@ moment buffers are updated in place, as in torch.optim)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,54 @@ def adam_direction(
         return grad / denom
     exp_avg.lerp_(grad, 1.0 - beta1)
     return exp_avg.div(1.0 - beta1**step).div_(denom)
+
+
+def spectral_update(
+    weights: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict[str, Tensor]],
+    shape: Callable[[list[Tensor], bool], list[Tensor]],
+    *,
+    base: str,
+    order: str,
+    momentum: float,
+    nu: float,
+    betas: tuple[float, float],
+    adam_eps: float,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    """One spectral step on a group's tensors (moments and weights updated in place):
+
+        base="momentum", order="momentum_first":  D = (1−ν)G + νB after B ← μB + (1−μ)G;  O = S(D)
+        base="momentum", order="shape_first":     O = (1−ν)S(G) + νB after B ← μB + (1−μ)S(G)
+        base="momentum", order="none":            O = S(G)
+        base="adam":                              D = m̂/(√v̂ + ε) (order="none": m̂ = G);  O = S(D)
+        W ← W·(1 − lr·wd) − lr·O
+
+    `states[i]` holds ``momentum_buffer`` or ``exp_avg`` / ``exp_avg_sq`` / ``step`` as the base needs;
+    ``shape(directions, private)`` is S (scaled shaped updates); `private`: the directions are temporaries of
+    this step that the shaping may overwrite."""
+    if base == "adam":
+        directions = []
+        for grad, state in zip(grads, states, strict=True):
+            state["step"] += 1
+            step = int(state["step"])
+            directions.append(adam_direction(grad, state.get("exp_avg"), state["exp_avg_sq"], step, betas, adam_eps))
+        updates = shape(directions, True)
+    elif order == "momentum_first":
+        buffers = [state["momentum_buffer"] for state in states]
+        directions = [momentum_direction(g, b, momentum, nu) for g, b in zip(grads, buffers, strict=True)]
+        updates = shape(directions, nu != 1.0)  # the Nesterov mix is a new tensor; B itself (ν = 1) is not
+    else:
+        updates = shape(grads, False)
+        if order == "shape_first":
+            updates = [momentum_direction(O.to(s["momentum_buffer"].dtype), s["momentum_buffer"], momentum, nu)
+                       for O, s in zip(updates, states, strict=True)]  # fmt: skip
+    for weight, update in zip(weights, updates, strict=True):
+        if weight_decay:
+            weight.mul_(1.0 - lr * weight_decay)
+        weight.add_(update, alpha=-lr)
 
 
 @dataclass(frozen=True)

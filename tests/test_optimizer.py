@@ -287,6 +287,25 @@ def test_state_dict_round_trip_is_bit_exact(factory):
         assert torch.equal(a, b)
 
 
+def test_spectral_adam_checkpoints_with_an_integer_step_still_resume_exactly():
+    """Checkpoints written before the per-parameter step became a tensor (torch's AdamW convention) stored an int:
+    they load, and the run continues as if uninterrupted."""
+    shapes = [(24, 40), (40, 24)]
+    straight, resumed = _params(shapes, seed=31), _params(shapes, seed=31)
+    _run(SpectralAdam(straight, p=0.25), straight, 6)
+    first = SpectralAdam(resumed, p=0.25)
+    _run(first, resumed, 3)
+    saved = copy.deepcopy(first.state_dict())
+    for state in saved["state"].values():
+        assert isinstance(state["step"], torch.Tensor) and state["step"].dtype == torch.float32
+        state["step"] = int(state["step"])  # the old format
+    second = SpectralAdam(resumed, p=0.25)
+    second.load_state_dict(saved)
+    _run(second, resumed, 3, start=3)
+    for a, b in zip(straight, resumed, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_state_is_created_lazily():
     (W,) = _params([(16, 16)], seed=15)
     opt = Muon([W])

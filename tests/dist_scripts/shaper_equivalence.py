@@ -14,7 +14,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
 from hf_spectral.distributed.sharding import shard_spec
-from hf_spectral.shaper import Shaper
+from hf_spectral.shaper import Shaper, ShapingItem
 from hf_spectral.stats import UpdateStats
 from hf_spectral.updates import MatrixLayout, ShapingSettings
 
@@ -54,11 +54,13 @@ def main():
         "polar bf16": ShapingSettings(p=0.0, method="polar", precision="bf16", scale="spectral"),
     }.items():
         reference_stats = UpdateStats(svd_tensors=3)
-        reference = Shaper().shape_whole(full, layouts, settings, reference_stats, [i < 3 for i in range(len(full))])
+        whole = [ShapingItem(t, layout, sampled=i < 3) for i, (t, layout) in enumerate(zip(full, layouts, strict=True))]
+        reference = Shaper().shape_whole(whole, settings, reference_stats)
 
         dtensors = [distribute_tensor(t, mesh, [Shard(0)]) for t in full]
         shaper, stats = Shaper(), UpdateStats(svd_tensors=3)
-        local = shaper([d.to_local() for d in dtensors], layouts, [shard_spec(d) for d in dtensors], settings, stats)
+        items = [ShapingItem(d.to_local(), layout, shard_spec(d)) for d, layout in zip(dtensors, layouts, strict=True)]
+        local = shaper(items, settings, stats)
         gathered = [
             DTensor.from_local(block.float(), mesh, [Shard(0)], shape=d.shape, stride=d.stride()).full_tensor()
             for d, block in zip(dtensors, local, strict=True)
@@ -68,7 +70,7 @@ def main():
         replicated = Shaper()
         replicated.replica_group = dist.group.WORLD
         rep_stats = UpdateStats(svd_tensors=3)
-        rep = replicated(full, layouts, [None] * len(full), settings, rep_stats)
+        rep = replicated([ShapingItem(t, layout) for t, layout in zip(full, layouts, strict=True)], settings, rep_stats)
         rep_err = max(float((a.float() - b.float()).abs().max()) for a, b in zip(rep, reference, strict=True))
         everyone = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
         dist.all_gather(everyone, torch.tensor([replicated.matrices_shaped]))
