@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         "hf_spectral DynMuon (defaults) at p = 0 (midpoint)": lambda: MuonP(model, lr=1e-3, p=0.0),
         "hf_spectral DynMuon (defaults) at p = -0.1 (final)": lambda: MuonP(model, lr=1e-3, p=-0.1),
         "hf_spectral DynMuon (defaults), scheduled": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
-        "DynMuon at p = -0.1, eps 1e-2 (TNS-6, bf16_all)": lambda: MuonP(model, lr=1e-3, p=-0.1, eps=1e-2),
+        "DynMuon at p = -0.1, eps 1e-2 (TNS-6, bf16_all)": lambda: MuonP(model, lr=1e-3, p=-0.1, floor=1e-2),
         "DynMuon at p = -0.1, previous defaults (TNS-8, eps 1e-3, fp32)": lambda: MuonP(
-            model, lr=1e-3, p=-0.1, eps=1e-3, ns_steps=8, precision="fp32"
+            model, lr=1e-3, p=-0.1, floor=1e-3, ns_steps=8, precision="fp32"
         ),
         "hf_spectral MuonP p=0.5 (defaults)": lambda: MuonP(model, lr=1e-3, p=0.5),
         "hf_spectral SpectralAdam p=0.5 (defaults)": lambda: SpectralAdam(model, lr=1e-3),

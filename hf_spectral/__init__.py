@@ -6,7 +6,7 @@ from .routing import Partition, partition
 from .schedules import Constant, Cosine, Linear, Logistic, Schedule
 from .shaping import phi, polar_express, shape_svd, spectral_power, tns_weights
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

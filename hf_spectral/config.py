@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from .checks import check_choice, check_real, check_steps
 from .schedules import PSpec, as_schedule, to_spec
-from .shaping import METHODS, PRECISIONS
+from .shaping import ABLATION_METHODS, METHODS, PRECISIONS
 from .shaping.api import resolve_method
 from .shaping.tns import check_tns_fit
 
-Method = Literal[METHODS]  # type: ignore[valid-type]
+Method = Literal[METHODS + ABLATION_METHODS]  # type: ignore[valid-type]
 Precision = Literal[("auto", *PRECISIONS)]  # type: ignore[valid-type]
 Base = Literal["momentum", "adam"]
 Order = Literal["momentum_first", "shape_first", "none"]
@@ -43,10 +43,11 @@ class SpectralConfig:
     p: PSpec = field(
         default=0.0, metadata=doc("spectral power: a number in [−1, 2], a schedule spec or a preset name", "per name")
     )
-    # ε = 3e-3: a larger ε lets fewer TNS steps fit φ and damps the bf16 rounding that φ amplifies below it;
+    # floor ε = 3e-3: a larger ε lets fewer TNS steps fit φ and damps the bf16 rounding that φ amplifies below it;
     # 1e-2 lost 0.03 nats on the quality fine-tune, 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")
-    eps: float = field(
-        default=3e-3, metadata=doc("ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1]", "3e-3")
+    floor: float = field(
+        default=3e-3,
+        metadata=doc("ε of φ(s) = s(s² + ε²)^((p−1)/2): directions below ε·‖D‖_F are damped; in (0, 1]", "3e-3"),
     )
     method: Method = field(default="auto", metadata=doc("shaping method (taylor, dynmuon_published: ablations only)"))
     precision: Precision = field(
@@ -59,7 +60,7 @@ class SpectralConfig:
         default=None,
         metadata=doc(
             "iterations of tns / polar / newton_schulz, 1–100",
-            "7 for tns at eps 3e-3 (see optimizer_tns_steps), 5 for polar",
+            "7 for tns at floor 3e-3 (see optimizer_tns_steps), 5 for polar",
         ),
     )
     base: Base = field(default="momentum", metadata=doc("what is shaped: the momentum, or Adam's m̂/(√v̂ + ε)"))
@@ -92,8 +93,8 @@ class SpectralConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "p", to_spec(as_schedule(self.p, name=WHERE)))
-        check_real(WHERE, "eps", self.eps, 0.0, 1.0, low_open=True)
-        check_choice(WHERE, "method", self.method, METHODS)
+        check_real(WHERE, "floor", self.floor, 0.0, 1.0, low_open=True)
+        check_choice(WHERE, "method", self.method, METHODS + ABLATION_METHODS)
         check_choice(WHERE, "precision", self.precision, ("auto", *PRECISIONS))
         if self.ns_steps is not None:
             check_steps(WHERE, self.ns_steps, "ns_steps")
@@ -128,7 +129,8 @@ class SpectralConfig:
                 )
             auto_tns = self.method == "auto" and resolve_method("auto", p, (10**6, 10**6)) == "tns"
             if self.method == "tns" or auto_tns:
-                check_tns_fit(WHERE, p, self.eps, self.ns_steps or optimizer_tns_steps(self.eps), "ns_steps")
+                steps = self.ns_steps or optimizer_tns_steps(self.floor)
+                check_tns_fit(WHERE, p, self.floor, steps, "ns_steps", "floor")
 
     @classmethod
     def from_group(cls, group: dict[str, Any]) -> SpectralConfig:
@@ -157,11 +159,11 @@ def defaults(config: type[SpectralConfig] | type[AdamWConfig]) -> dict[str, Any]
     return {f.name: f.default for f in fields(config)}
 
 
-def optimizer_tns_steps(eps: float) -> int:
-    """TNS steps for the optimizers' ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
+def optimizer_tns_steps(floor: float) -> int:
+    """TNS steps for the optimizers' floor ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
     below (7 at 3e-3, the default; 8 at 1e-3, spectral_power's default): each step lifts the smallest singular
     values by ~2.5-3, so a lower floor needs more steps for the same fit."""
-    return TNS_STEPS_AT_EPS_1E_2 + max(0, round(2.0 * math.log10(1e-2 / eps)))
+    return TNS_STEPS_AT_EPS_1E_2 + max(0, round(2.0 * math.log10(1e-2 / floor)))
 
 
 def check_group_common(group: dict[str, Any]) -> None:

@@ -43,6 +43,10 @@ from .updates import MatrixLayout, ShapingSettings, adamw_update_rms, kernel_ste
 S, A = SpectralConfig, AdamWConfig  # the signature's defaults are the configs' (one place defines each)
 
 NONFINITE = ("raise", "skip")
+EPS_DEPRECATION = (
+    "SpectralOptimizer: eps (the floor ε of φ) is now called floor, so that it is not mistaken for Adam's ε; "
+    "eps will be removed in the next release"
+)
 STATS_SVD_TENSORS = 8
 """On a statistics step, the matrices of the first this-many parameters of each spectral group get an SVD."""
 
@@ -63,10 +67,11 @@ class SpectralOptimizer(torch.optim.Optimizer):
         weight_decay: decoupled weight decay W ← W(1 − lr·wd) (AdamW groups: ``adamw_weight_decay`` if given).
         p: spectral power — a float in [−1, 2], a schedule (:mod:`hf_spectral.schedules`), a spec dict or a preset
             name such as ``"dynmuon"``.
-        eps: ε floor of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1] (default 3e-3;
-            :class:`hf_spectral.config.SpectralConfig` gives each default and its reason).
+        floor: ε of φ(s) = s(s² + ε²)^((p−1)/2), relative to ‖D‖_F, in (0, 1]: directions of the update below
+            ε·‖D‖_F are damped rather than amplified (default 3e-3; :class:`hf_spectral.config.SpectralConfig`
+            gives each default and its reason). ``eps`` is its deprecated former name.
         method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``;
-            default: 7 for TNS at the default eps, see :func:`hf_spectral.config.optimizer_tns_steps`; 5 for Polar
+            default: 7 for TNS at the default floor, see :func:`hf_spectral.config.optimizer_tns_steps`; 5 for Polar
             Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
             CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
@@ -98,7 +103,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         *,
         weight_decay: float = 0.0,
         p: PSpec = S.p,
-        eps: float = S.eps,
+        floor: float = S.floor,
         method: str = S.method,
         precision: str = S.precision,
         ns_steps: int | None = S.ns_steps,
@@ -119,6 +124,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         total_steps: int | None = None,
         nonfinite: str = "raise",
         stats_every: int = 0,
+        eps: float | None = None,
     ) -> None:
         arguments = {k: v for k, v in locals().items() if k not in ("self", "params", "__class__")}
         self._algorithm_defaults = self._group_defaults(arguments)
@@ -158,6 +164,11 @@ class SpectralOptimizer(torch.optim.Optimizer):
         _check_total_steps(a["total_steps"])
         check_group_common(a)
         cls._check_preset(a)
+        if a["eps"] is not None:
+            if a["floor"] != SpectralConfig.floor:
+                raise ValueError("SpectralOptimizer: pass floor only (eps is its deprecated former name)")
+            warnings.warn(EPS_DEPRECATION, FutureWarning, stacklevel=4)
+            a = {**a, "floor": a["eps"]}
         spectral = {f.name: a[f.name] for f in fields(SpectralConfig)}
         spectral["p"] = SpectralConfig(**spectral).p
         adamw = {"betas": tuple(a["adamw_betas"]), "eps": a["adamw_eps"]}
@@ -179,6 +190,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
         algorithm = group.setdefault("algorithm", "spectral")
+        if algorithm == "spectral" and "eps" in group:
+            warnings.warn(EPS_DEPRECATION, FutureWarning, stacklevel=2)
+            group.setdefault("floor", group.pop("eps"))
         for key, value in self._algorithm_defaults.get(algorithm, {}).items():
             group.setdefault(key, value)
         for key, value in self.defaults.items():
@@ -201,9 +215,11 @@ class SpectralOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict. As in torch.optim, the loaded param groups win: their ``total_steps`` (and every other
         hyper-parameter) replace the constructor's, with a warning when a ``total_steps`` already set differs;
-        call :meth:`set_total_steps` after loading to change it. ``skipped_steps`` is restored when present."""
+        call :meth:`set_total_steps` after loading to change it. ``skipped_steps`` is restored when present;
+        checkpoints written before the floor ε was renamed (``eps`` in spectral groups) load as ``floor``."""
         state_dict = dict(state_dict)
         skipped = state_dict.pop("skipped_steps", None)
+        state_dict["param_groups"] = [_renamed_floor(g) for g in state_dict["param_groups"]]
         before = [group["total_steps"] for group in self.param_groups]
         super().load_state_dict(state_dict)
         after = [group["total_steps"] for group in self.param_groups]
@@ -320,7 +336,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         settings = ShapingSettings.for_group(group, self._p_for_step(group), _target_rms(group))
         for shape in {s for layout in layouts for s in layout.block_shapes()}:
             check_shaping_arguments(
-                shape, settings.p, eps=settings.eps, method=settings.method, precision=settings.precision,
+                shape, settings.p, eps=settings.floor, method=settings.method, precision=settings.precision,
                 steps=kernel_steps(settings, shape),
             )  # fmt: skip
         return _GroupPlan(group, params, settings, layouts, [shard_spec(t) for t in params])
@@ -435,6 +451,15 @@ class _GroupPlan:
     settings: ShapingSettings | None = None
     layouts: list[MatrixLayout] = field(default_factory=list)
     shards: list[ShardSpec | None] = field(default_factory=list)
+
+
+def _renamed_floor(group: dict[str, Any]) -> dict[str, Any]:
+    """A saved param group with the floor under its name before 0.2 (``eps`` in a spectral group) renamed."""
+    if group.get("algorithm") != "spectral" or "eps" not in group or "floor" in group:
+        return group
+    renamed = {k: v for k, v in group.items() if k != "eps"}
+    renamed["floor"] = group["eps"]
+    return renamed
 
 
 def _validate_group(group: dict[str, Any]) -> None:

@@ -144,7 +144,7 @@ class ShapingSettings:
     """Everything needed to turn a batch of pre-shaping matrices into scaled updates at one step."""
 
     p: float
-    eps: float = SpectralConfig.eps
+    floor: float = SpectralConfig.floor
     method: str = SpectralConfig.method
     precision: str = SpectralConfig.precision
     ns_steps: int | None = SpectralConfig.ns_steps
@@ -155,7 +155,7 @@ class ShapingSettings:
     @classmethod
     def for_group(cls, group: Mapping[str, Any], p: float, rms: float) -> ShapingSettings:
         """The settings of a spectral param group at a step with power `p` and target update RMS `rms`."""
-        return cls(p, group["eps"], group["method"], group["precision"], group["ns_steps"], group["scale"], rms)
+        return cls(p, group["floor"], group["method"], group["precision"], group["ns_steps"], group["scale"], rms)
 
 
 def _frobenius(X: Tensor) -> Tensor:
@@ -197,7 +197,7 @@ def kernel_steps(settings: ShapingSettings, shape: tuple[int, ...]) -> int | Non
     (None: the kernel's own default, e.g. 5 for Polar Express)."""
     if settings.ns_steps is not None:
         return settings.ns_steps
-    return optimizer_tns_steps(settings.eps) if resolve_method(settings.method, settings.p, shape) == "tns" else None
+    return optimizer_tns_steps(settings.floor) if resolve_method(settings.method, settings.p, shape) == "tns" else None
 
 
 def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = False) -> Tensor:
@@ -208,7 +208,7 @@ def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = Fals
     O = spectral_power(
         M,
         settings.p,
-        eps=settings.eps,
+        eps=settings.floor,
         method=settings.method,
         precision=settings.precision,
         steps=kernel_steps(settings, tuple(M.shape)),

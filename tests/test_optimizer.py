@@ -21,7 +21,7 @@ from hf_spectral import (
 from hf_spectral.config import SpectralConfig
 from hf_spectral.updates import adamw_update_rms
 
-EPS = SpectralConfig.eps  # the optimizers' ε floor, which the references below must use
+EPS = SpectralConfig.floor  # the optimizers' ε floor, which the references below must use
 
 
 def _params(shapes, seed=0, dtype=torch.float32):
@@ -306,6 +306,36 @@ def test_spectral_adam_checkpoints_with_an_integer_step_still_resume_exactly():
         assert torch.equal(a, b)
 
 
+def test_eps_is_a_deprecated_alias_of_floor():
+    """The floor ε of φ was called eps (clashing with adam_eps / adamw_eps): the old keyword and param-group key
+    still work for one release, with a FutureWarning; checkpoints that stored it as eps load as floor."""
+    (W,) = _params([(24, 40)], seed=32)
+    with pytest.warns(FutureWarning, match="now called floor"):
+        opt = MuonP([W], p=-0.25, eps=1e-3)
+    assert opt.param_groups[0]["floor"] == 1e-3 and "eps" not in opt.param_groups[0]
+    with pytest.warns(FutureWarning, match="now called floor"):
+        grouped = SpectralOptimizer([{"params": [W], "algorithm": "spectral", "eps": 1e-2}])
+    assert grouped.param_groups[0]["floor"] == 1e-2
+    with pytest.raises(ValueError, match="pass floor only"):
+        MuonP([W], floor=1e-3, eps=1e-3)
+
+    shapes = [(24, 40), (7,)]
+    straight, resumed = _params(shapes, seed=33), _params(shapes, seed=33)
+    groups = lambda ps: [{"params": ps[:1], "algorithm": "spectral"}, {"params": ps[1:], "algorithm": "adamw"}]  # noqa: E731
+    _run(DynMuon(groups(straight), floor=1e-3, total_steps=6), straight, 6)
+    first = DynMuon(groups(resumed), floor=1e-3, total_steps=6)
+    _run(first, resumed, 3)
+    saved = copy.deepcopy(first.state_dict())
+    saved["param_groups"][0]["eps"] = saved["param_groups"][0].pop("floor")  # as written before the rename
+    second = DynMuon(groups(resumed), total_steps=6)  # the checkpoint's floor (1e-3) wins, as every loaded value
+    second.load_state_dict(saved)
+    assert second.param_groups[0]["floor"] == 1e-3 and "eps" not in second.param_groups[0]
+    assert second.param_groups[1]["eps"] == 1e-8  # AdamW's own eps is untouched
+    _run(second, resumed, 3, start=3)
+    for a, b in zip(straight, resumed, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_state_is_created_lazily():
     (W,) = _params([(16, 16)], seed=15)
     opt = Muon([W])
@@ -358,12 +388,12 @@ def test_nonfinite_gradient_never_touches_weights_or_state(mode, bad):
         ({"lr": -1.0}, r"lr must be in \[0.0, inf\]"),
         ({"weight_decay": -0.1}, "weight_decay must be in"),
         ({"p": 2.5}, r"p must be in \[-1.0, 2.0\]"),
-        ({"p": -0.9, "eps": 1e-3}, "cannot reach p = -0.9"),  # reachable at the default eps 1e-2
+        ({"p": -0.9, "floor": 1e-3}, "cannot reach p = -0.9"),
         ({"p": {"schedule": "logistic", "start": 1.0, "end": -0.25, "width": 0.0}}, r"width must be in \(0.0, 1.0\]"),
         ({"p": {"schedule": "wave"}}, "'schedule' in"),
         ({"p": {"schedule": "linear", "begin": 1.0}}, "unknown keys"),
         ({"p": "dynmoon"}, "unknown schedule preset"),
-        ({"eps": 0.0}, r"eps must be in \(0.0, 1.0\]"),
+        ({"floor": 0.0}, r"floor must be in \(0.0, 1.0\]"),
         ({"method": "qr"}, "method must be one of"),
         ({"precision": "fp8"}, "precision must be one of"),
         ({"ns_steps": 0}, r"ns_steps must be an integer in \[1, 100\]"),

@@ -18,15 +18,15 @@ from hf_spectral.shaping.target import max_abs, shape_svd
 from hf_spectral.shaping.tns import tns_weights
 from hf_spectral.updates import ShapingSettings, kernel_steps
 
-OPTIMIZER_EPS = SpectralConfig.eps
+FLOOR = SpectralConfig.floor
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize("p", [-0.5, -0.3, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0])
-def test_the_default_steps_fit_phi_at_the_optimizers_eps(p):
-    assert OPTIMIZER_EPS == 3e-3 and optimizer_tns_steps(OPTIMIZER_EPS) == 7
-    assert tns_weights(p, OPTIMIZER_EPS, 7).fit_error <= 0.025  # measured 2.36 % at p = -0.5
+def test_the_default_steps_fit_phi_at_the_optimizers_floor(p):
+    assert FLOOR == 3e-3 and optimizer_tns_steps(FLOOR) == 7
+    assert tns_weights(p, FLOOR, 7).fit_error <= 0.025  # measured 2.36 % at p = -0.5
     assert tns_weights(p, 1e-2, 6).fit_error <= 0.026  # 6 steps at 1e-2: 2.52 % at p = -0.5
     if p <= 0.5:  # why ε moves with the steps: 7 steps cannot fit φ down to 1e-3
         assert tns_weights(p, 1e-3, 7).fit_error > 0.09
@@ -46,15 +46,15 @@ def test_auto_precision_and_steps_per_device_and_method():
     assert kernel_steps(ShapingSettings(p=-0.1, ns_steps=8), (512, 1344)) == 8
 
 
-def test_a_lower_eps_takes_more_steps_by_default():
-    """eps=1e-3 alone (the previous default) must work: 8 steps, as spectral_power's own default."""
+def test_a_lower_floor_takes_more_steps_by_default():
+    """floor=1e-3 alone (the previous default) must work: 8 steps, as spectral_power's own default."""
     assert [optimizer_tns_steps(e) for e in (0.1, 1e-2, 3e-3, 1e-3)] == [6, 6, 7, 8]
-    assert kernel_steps(ShapingSettings(p=-0.1, eps=1e-3), (512, 1344)) == 8
-    opt = DynMuon([torch.nn.Parameter(torch.randn(96, 160))], eps=1e-3, total_steps=10)
+    assert kernel_steps(ShapingSettings(p=-0.1, floor=1e-3), (512, 1344)) == 8
+    opt = DynMuon([torch.nn.Parameter(torch.randn(96, 160))], floor=1e-3, total_steps=10)
     opt.param_groups[0]["params"][0].grad = torch.randn(96, 160)
     opt.step()
-    with pytest.raises(ValueError, match="raise ns_steps or eps"):
-        DynMuon([torch.nn.Parameter(torch.randn(96, 160))], eps=1e-3, ns_steps=6, total_steps=10)
+    with pytest.raises(ValueError, match="raise ns_steps or floor"):
+        DynMuon([torch.nn.Parameter(torch.randn(96, 160))], floor=1e-3, ns_steps=6, total_steps=10)
 
 
 def test_bf16_all_runs_every_step_in_bf16():
@@ -92,9 +92,9 @@ def test_cpu_default_on_gradient_like_spectra(shape, p):
     11 %) on the fine-tune's more spread ones. On this stand-in: 2.5–7.2 %, bound 8 %; fp32 with the same settings
     (ε, steps) ≤ 0.93 %, bound 1.5 %: the fit itself is accurate, the rest is bf16 rounding."""
     M = _gradient_like(*shape, seed=shape[0] + shape[1])
-    target = shape_svd(M, p, OPTIMIZER_EPS)
-    default = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=7, precision="bf16_all")
-    fp32 = spectral_power(M, p, eps=OPTIMIZER_EPS, method="tns", steps=7, precision="fp32")
+    target = shape_svd(M, p, FLOOR)
+    default = spectral_power(M, p, eps=FLOOR, method="tns", steps=7, precision="bf16_all")
+    fp32 = spectral_power(M, p, eps=FLOOR, method="tns", steps=7, precision="fp32")
     assert relative_error(default, target) <= 0.08
     assert relative_error(fp32, target) <= 0.015
 
@@ -103,7 +103,7 @@ def test_cpu_default_on_gradient_like_spectra(shape, p):
 def test_presets_take_the_cpu_defaults(factory):
     opt = factory([torch.nn.Parameter(torch.randn(96, 160))], total_steps=10)
     group = opt.param_groups[0]
-    assert group["eps"] == OPTIMIZER_EPS and group["precision"] == "auto" and group["ns_steps"] is None
+    assert group["floor"] == FLOOR and group["precision"] == "auto" and group["ns_steps"] is None
 
 
 def test_max_abs_is_the_infinity_norm_and_propagates_nan():

@@ -87,7 +87,7 @@ def _sparse_spectral(opt, params):
 
 def _unreachable_p(opt, params):
     opt.param_groups[2]["p"] = {"schedule": "constant", "value": -0.9}
-    opt.param_groups[2]["eps"] = 1e-3  # 6 TNS steps reach -0.9 at the default eps 1e-2, not at 1e-3
+    opt.param_groups[2]["floor"] = 1e-3  # 7 TNS steps cannot reach -0.9 at floor 1e-3
     return ValueError, "cannot reach p = -0.9"
 
 

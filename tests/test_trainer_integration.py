@@ -54,7 +54,7 @@ def test_names_are_valid_after_import(tmp_path):
         ("dynmuon", "p_strat=0.25", "unknown key 'p_strat'"),
         ("dynmuon", "p_start=abc", "p_start must be a number"),
         ("muonp", "p=5", r"p must be in \[-1.0, 2.0\]"),
-        ("dynmuon", "p_end=-0.9,eps=1e-3", "cannot reach p = -0.9"),  # 6 TNS steps reach -0.9 at the default eps 1e-2
+        ("dynmuon", "p_end=-0.9,floor=1e-3", "cannot reach p = -0.9"),  # 6 TNS steps reach -0.9 at the default eps 1e-2
         ("spectral", "order=later", "order must be one of"),
         ("muon", "p=0.5", "p is fixed at 0"),
         ("dynmuon", "momentum", "expected key=value"),

@@ -78,7 +78,7 @@ SCHEDULES = (  # DynMuon schedules beyond the main table, run on each task
     Config("linear_0_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.0, "p_end": -0.25}),
     Config("linear_0.25_to_-0.25", "dynmuon", {"schedule": "linear", "p_start": 0.25, "p_end": -0.25}),
 )
-PREVIOUS_SHAPING = Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "eps": 1e-3, "precision": "fp32"})
+PREVIOUS_SHAPING = Config("dynmuon_tns8_eps1e-3_fp32", "dynmuon", {"ns_steps": 8, "floor": 1e-3, "precision": "fp32"})
 """DynMuon with the shaping defaults before issue 15 (ablations 14 and 16 compare against it)."""
 ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at AdamW's chosen lr of its task (a
     # short or other-rank LoRA task: of the plain one)
@@ -183,11 +183,11 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
     "shaping cost vs training (issue 15): TNS steps, eps floor and precision (pre-training)": (
         "pretrain",
         (
-            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"eps": 1e-2}),
+            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"floor": 1e-2}),
             PREVIOUS_SHAPING,
-            Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"eps": 1e-2, "precision": "fp32"}),
-            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"ns_steps": 8, "eps": 1e-3}),
-            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
+            Config("dynmuon_tns6_eps1e-2_fp32", "dynmuon", {"floor": 1e-2, "precision": "fp32"}),
+            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"ns_steps": 8, "floor": 1e-3}),
+            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"floor": 3e-3}),
             Config("muon", "muon"),
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),
@@ -195,17 +195,17 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
     "shaping cost vs training (issue 15): eps floor on LoRA factors (exact eigh shaping)": (
         "finetune_lora",
         (
-            Config("dynmuon_eps1e-2", "dynmuon", {"eps": 1e-2}),
-            Config("dynmuon_eps1e-3", "dynmuon", {"eps": 1e-3}),
+            Config("dynmuon_eps1e-2", "dynmuon", {"floor": 1e-2}),
+            Config("dynmuon_eps1e-3", "dynmuon", {"floor": 1e-3}),
         ),
     ),
     "shaping cost vs training (issue 15): full fine-tune, whose momentum spectra are the most spread": (
         "finetune_full",
         (
-            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"eps": 1e-2}),
+            Config("dynmuon_tns6_eps1e-2_bf16_all", "dynmuon", {"floor": 1e-2}),
             PREVIOUS_SHAPING,
-            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"eps": 1e-3}),
-            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"eps": 3e-3}),
+            Config("dynmuon_tns8_eps1e-3_bf16_all", "dynmuon", {"floor": 1e-3}),
+            Config("dynmuon_tns7_eps3e-3_bf16_all", "dynmuon", {"floor": 3e-3}),
             Config("muon", "muon"),
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),

@@ -1,6 +1,6 @@
 """Optimizer names for ``--optim`` and the ``--optim_args`` keys they accept.
 
-``--optim_args "p_start=0.25,p_end=-0.25,eps=1e-3"`` reaches us as strings (transformers splits on "," and "=");
+``--optim_args "p_start=0.25,p_end=-0.25,floor=1e-3"`` reaches us as strings (transformers splits on "," and "=");
 :func:`parse_optim_args` converts and checks every key, and :func:`resolve` turns name + keys + TrainingArguments
 values into SpectralOptimizer keyword arguments and `partition` routing options.
 """
@@ -112,6 +112,7 @@ KEYS: dict[str, Key] = {
     "width": Key(float, "logistic width w, in (0, 1]", "0.04"),
     **_config_keys(SpectralConfig, skip=("p", "betas")),
     "adam_eps": Key(float, "Adam ε of base=adam spectral groups, in [0, 1]", "--adam_epsilon"),
+    "eps": Key(float, "deprecated former name of floor", "—"),
     "beta1": Key(
         float, "Adam β₁ of base=adam spectral groups, and of the AdamW that rms=adamw matches", "--adam_beta1"
     ),
@@ -130,7 +131,7 @@ KEYS: dict[str, Key] = {
 ROUTING_KEYS = {"lora": "lora", "conv": "conv", "split_fused": "split_fused", "spectral_patterns": "spectral",
                 "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
 SCHEDULE_KEYS = ("schedule", "p_start", "p_end", "tau", "width")
-PASSTHROUGH = (*_config_keys(SpectralConfig, skip=("p", "betas")), "nonfinite", "stats_every")
+PASSTHROUGH = (*_config_keys(SpectralConfig, skip=("p", "betas")), "nonfinite", "stats_every", "eps")
 
 
 def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> dict[str, Any]:

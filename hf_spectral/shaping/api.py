@@ -7,15 +7,17 @@ from torch import Tensor
 
 from ..checks import check_choice, check_real, check_steps
 from .eigh import eigh_batched
-from .layout import on_short_side_batches
 from .polar import polar_batched
 from .precision import PRECISIONS, resolve_precision
 from .published import dynmuon_published_batched, taylor_batched
+from .short_side import on_short_side_batches
 from .target import check_matrix, normalized, shape_svd
 from .tns import TNS_DEFAULT_STEPS, check_tns_fit, tns_batched, tns_weights
 
-METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd", "taylor", "dynmuon_published")
-"""The last two are the published DynMuon approximations (not U Σᵖ Vᵀ), kept for ablations."""
+METHODS = ("auto", "tns", "polar", "newton_schulz", "eigh", "svd")
+"""The methods that compute U φ(Σ/ν) Vᵀ."""
+ABLATION_METHODS = ("taylor", "dynmuon_published")
+"""The published DynMuon approximations (not U Σᵖ Vᵀ): accepted as ``method`` for ablations, not recommended."""
 EIGH_MAX_SIDE = 64
 """`method="auto"` uses the exact Gram eigendecomposition when the short side is at most this (LoRA factors)."""
 
@@ -95,7 +97,7 @@ def check_shaping_arguments(
     fn = "spectral_power"
     p = check_real(fn, "p", p, *P_RANGE)
     eps = check_real(fn, "eps", eps, *EPS_RANGE, low_open=True)
-    check_choice(fn, "method", method, METHODS)
+    check_choice(fn, "method", method, METHODS + ABLATION_METHODS)
     check_choice(fn, "precision", precision, ("auto", *PRECISIONS))
     if steps is not None:
         check_steps(fn, steps)

@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 
 from ..checks import check_choice, check_steps
-from .layout import on_short_side_batches
 from .precision import PRECISIONS, iterate_dtype, step_precisions
 from .quintic import run_quintic
+from .short_side import on_short_side_batches
 from .target import check_matrix, normalized
 
 POLAR_EXPRESS_COEFFICIENTS: tuple[tuple[float, float, float], ...] = (

@@ -65,15 +65,15 @@ def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> 
     return TNSWeights(tuple(w.tolist()), fit_error)
 
 
-def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "steps") -> None:
+def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "steps", eps_name: str = "eps") -> None:
     """Raise a ValueError naming `fn` if TNS with `steps` steps cannot fit φ at (p, ε) within :data:`MAX_FIT_ERROR`."""
     fit = tns_weights(p, eps, steps)
     if fit.fit_error > MAX_FIT_ERROR:
         raise ValueError(
-            f"{fn}: TNS with {steps_name}={steps} and eps={eps:g} cannot reach p = {p:.4g} (scalar fit error "
-            f"{fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); it covers about p in [-0.5, 1] at 7 steps with eps >= 3e-3 "
-            f"and [-0.5, 1.3] at 8 with eps >= 1e-3: narrow the p range, raise {steps_name} or eps, or use "
-            "method='eigh' / 'svd'"
+            f"{fn}: TNS with {steps_name}={steps} and {eps_name}={eps:g} cannot reach p = {p:.4g} (scalar fit "
+            f"error {fit.fit_error:.1%} > {MAX_FIT_ERROR:.0%}); it covers about p in [-0.5, 1] at 7 steps with "
+            f"{eps_name} >= 3e-3 and [-0.5, 1.3] at 8 with {eps_name} >= 1e-3: narrow the p range, raise "
+            f"{steps_name} or {eps_name}, or use method='eigh' / 'svd'"
         )
 
 

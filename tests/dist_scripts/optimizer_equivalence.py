@@ -24,9 +24,9 @@ OPTIMIZERS = {
     # of the gradients to 5e-3 through Polar Express (the same 5e-3 under FSDP2 and DDP, whose gradients are
     # bit-identical); rms=0.2 gives 3e-5. The other cases keep the default rms="adamw".
     "muon": lambda m: Muon(m, lr=2e-2, method="polar", precision="fp32", weight_decay=0.1, rms=0.2),
-    # precision="fp32", eps=1e-3 (the CPU defaults until issue 15): the bound is fp32 tolerance, measured at these
+    # precision="fp32", floor=1e-3 (the CPU defaults until issue 15): the bound is fp32 tolerance, measured at these
     # settings. At the new defaults the ~1e-7 reduction-order difference of the gradients is amplified more over the
-    # four steps: 5e-4 with eps=3e-3 even in fp32 (this 48-wide model's matrices go to the exact eigh method, so it
+    # four steps: 5e-4 with floor=3e-3 even in fp32 (this 48-wide model's matrices go to the exact eigh method, so it
     # is the map's sensitivity near its floor, not rounding). test_shaper_matches_single_process_for_uneven_and_
     # empty_shards checks that the sharded shaping itself is bit-identical.
     "dynmuon_crossing_zero": lambda m: DynMuon(
@@ -35,7 +35,7 @@ OPTIMIZERS = {
         p={"schedule": "linear", "start": 0.5, "end": -0.25},
         total_steps=STEPS,
         precision="fp32",
-        eps=1e-3,
+        floor=1e-3,
     ),
     "spectral_adam": lambda m: SpectralAdam(m, lr=2e-2, p=0.25, precision="fp32"),
 }

@@ -1,4 +1,4 @@
-"""Matrix layout: flatten batch dimensions and put the short side first, so every kernel sees (B, m, n), m ≤ n."""
+"""Short side first: flatten batch dimensions and transpose tall matrices, so every kernel sees (B, m, n), m ≤ n."""
 
 from __future__ import annotations
 
