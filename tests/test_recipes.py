@@ -4,6 +4,7 @@ switch; the TrainingArguments a recipe produces."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 import yaml
 
 from hf_spectral.recipes import RecipeError, dump_recipe, load_recipe, parse_set
+from hf_spectral.recipes.fields import dataclass_in, hints
 from hf_spectral.recipes.runner import training_arguments
-from hf_spectral.recipes.schema import OptimizerOverride, OptimizerSection, schema_keys
+from hf_spectral.recipes.schema import OptimizerOverride, OptimizerSection, Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -198,10 +200,21 @@ def test_training_arguments_refusal_names_the_file(tmp_path):
         training_arguments(recipe, tmp_path)
 
 
+def schema_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+    """The dotted key of every field of the schema, nested sections included."""
+    keys = []
+    for f in (f for f in dataclasses.fields(cls) if f.init):
+        keys.append(prefix + f.name)
+        sub, per_name = dataclass_in(hints(cls)[f.name])
+        if sub is not None:
+            keys.extend(schema_keys(sub, f"{prefix}{f.name}.<name>." if per_name else f"{prefix}{f.name}."))
+    return keys
+
+
 def test_docs_describe_every_schema_key():
     """docs/recipes.md names every key of every section, so the reference cannot fall behind the schema."""
     text = (ROOT / "docs" / "recipes.md").read_text()
-    keys = [key for key, _, _ in schema_keys()]
+    keys = schema_keys()
     assert "tokenizer.train.vocab_size" in keys and "compare.baseline" in keys
     missing = [key for key in keys if f"`{key}`" not in text]
     assert not missing

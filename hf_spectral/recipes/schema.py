@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import RecipeError, unknown_key
-from .fields import check_lora, check_model_config, check_training_args, dataclass_in, hints
+from .fields import check_lora, check_model_config, check_training_args
 
 ADAMW_ALIAS = {"adamw": "adamw_torch"}
 """Short names accepted next to the hf_spectral and transformers optimizer names."""
@@ -284,15 +284,3 @@ def _at_least(minimum: float, key: str, **values: float | None) -> None:
     for name, value in values.items():
         if value is not None and value < minimum:
             raise RecipeError(f"{key}.{name}", f"must be ≥ {minimum}; got {value}")
-
-
-def schema_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, help) of every key of the schema, nested sections included, in file order."""
-    rows = []
-    for f in (f for f in dataclasses.fields(cls) if f.init):
-        sub, per_name = dataclass_in(hints(cls)[f.name])
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        rows.append((prefix + f.name, None if sub else default, f.metadata.get("help", "")))
-        if sub is not None:
-            rows.extend(schema_keys(sub, f"{prefix}{f.name}.<name>." if per_name else f"{prefix}{f.name}."))
-    return rows
