@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .checks import check_choice, check_real, check_steps
-from .schedules import PSpec, as_schedule, to_spec
+from .schedules import PSpec, Schedule, as_schedule
 from .shaping import ABLATION_METHODS, METHODS, PRECISIONS
 from .shaping.api import resolve_method
 from .shaping.tns import check_tns_fit
@@ -92,7 +92,8 @@ class SpectralConfig:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "p", to_spec(as_schedule(self.p, name=WHERE)))
+        schedule = as_schedule(self.p, name=WHERE)
+        object.__setattr__(self, "p", schedule.to_spec())
         check_real(WHERE, "floor", self.floor, 0.0, 1.0, low_open=True)
         check_choice(WHERE, "method", self.method, METHODS + ABLATION_METHODS)
         check_choice(WHERE, "precision", self.precision, ("auto", *PRECISIONS))
@@ -118,11 +119,11 @@ class SpectralConfig:
         else:
             check_real(WHERE, "rms", self.rms, 0.0, 10.0, low_open=True)
         check_real(WHERE, "lora_rms_scale", self.lora_rms_scale, 0.0, 10.0, low_open=True)
-        self._check_p_reachable()
+        self._check_p_reachable(schedule)
 
-    def _check_p_reachable(self) -> None:
+    def _check_p_reachable(self, schedule: Schedule) -> None:
         """Fail at construction, not mid-training, if the p range needs a method that cannot compute it."""
-        for p in as_schedule(self.p).bounds():
+        for p in schedule.bounds():
             if self.method in ("polar", "newton_schulz") and p != 0.0:
                 raise ValueError(
                     f"{WHERE}: method={self.method!r} computes p = 0 only, but p reaches {p:.4g}; use method='auto'"
