@@ -8,7 +8,6 @@ constructing a config from them is how a group is validated.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -16,7 +15,7 @@ from .checks import check_choice, check_real, check_steps
 from .schedules import PSpec, Schedule, as_schedule
 from .shaping import ABLATION_METHODS, METHODS, PRECISIONS
 from .shaping.api import resolve_method
-from .shaping.tns import check_tns_fit
+from .shaping.tns import check_tns_fit, tns_weights
 
 Method = Literal[METHODS + ABLATION_METHODS]  # type: ignore[valid-type]
 Precision = Literal[("auto", *PRECISIONS)]  # type: ignore[valid-type]
@@ -26,8 +25,10 @@ Scale = Literal["rms", "spectral", "preserve", "none"]
 RmsRule = Literal["adamw"]
 
 WHERE = "SpectralOptimizer"
-TNS_STEPS_AT_EPS_1E_2 = 6
-"""TNS steps that fit φ at ε = 1e-2; :func:`optimizer_tns_steps` adds one per factor √10 below."""
+DEFAULT_FIT_ERROR = 0.025
+"""The scalar fit of φ that :func:`optimizer_tns_steps` asks of TNS (training measured no difference between
+fits within 2.5 % and the exact map: docs/shaping.md, "What training needs")."""
+MAX_DEFAULT_STEPS = 16
 
 
 def doc(help: str, shown: str | None = None) -> dict[str, str]:
@@ -60,7 +61,7 @@ class SpectralConfig:
         default=None,
         metadata=doc(
             "iterations of tns / polar / newton_schulz, 1–100",
-            "7 for tns at floor 3e-3 (see optimizer_tns_steps), 5 for polar",
+            "tns: the fewest that fit φ within 2.5 % (6 at floor 3e-3, p ≥ −0.25); polar: 5",
         ),
     )
     base: Base = field(default="momentum", metadata=doc("what is shaped: the momentum, or Adam's m̂/(√v̂ + ε)"))
@@ -130,7 +131,7 @@ class SpectralConfig:
                 )
             auto_tns = self.method == "auto" and resolve_method("auto", p, (10**6, 10**6)) == "tns"
             if self.method == "tns" or auto_tns:
-                steps = self.ns_steps or optimizer_tns_steps(self.floor)
+                steps = self.ns_steps or optimizer_tns_steps(self.floor, p)
                 check_tns_fit(WHERE, p, self.floor, steps, "ns_steps", "floor")
 
     @classmethod
@@ -160,11 +161,14 @@ def defaults(config: type[SpectralConfig] | type[AdamWConfig]) -> dict[str, Any]
     return {f.name: f.default for f in fields(config)}
 
 
-def optimizer_tns_steps(floor: float) -> int:
-    """TNS steps for the optimizers' floor ε when ``ns_steps`` is not set: 6 at ε ≥ 1e-2 and one more per factor √10
-    below (7 at 3e-3, the default; 8 at 1e-3, spectral_power's default): each step lifts the smallest singular
-    values by ~2.5-3, so a lower floor needs more steps for the same fit."""
-    return TNS_STEPS_AT_EPS_1E_2 + max(0, round(2.0 * math.log10(1e-2 / floor)))
+def optimizer_tns_steps(floor: float, p: float) -> int:
+    """TNS steps for the optimizers when ``ns_steps`` is not set: the fewest (up to :data:`MAX_DEFAULT_STEPS`) whose
+    scalar fit of φ at (p, floor) is within :data:`DEFAULT_FIT_ERROR`, else the best-fitting number. At the default
+    floor 3e-3: 6 for p in [−0.3, 1] (the tabled 6-step trajectory), 7 at p = −0.5; 8 at floor 1e-3
+    (spectral_power's default)."""
+    fits = [tns_weights(p, floor, steps).fit_error for steps in range(1, MAX_DEFAULT_STEPS + 1)]
+    good = [i for i, error in enumerate(fits) if error <= DEFAULT_FIT_ERROR]
+    return 1 + (good[0] if good else fits.index(min(fits)))
 
 
 def check_group_common(group: dict[str, Any]) -> None:

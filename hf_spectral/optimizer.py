@@ -71,9 +71,9 @@ class SpectralOptimizer(torch.optim.Optimizer):
             ε·‖D‖_F are damped rather than amplified (default 3e-3; :class:`hf_spectral.config.SpectralConfig`
             gives each default and its reason). ``eps`` is its deprecated former name.
         method, precision, ns_steps: passed to :func:`hf_spectral.spectral_power` (``ns_steps`` is its ``steps``;
-            default: 7 for TNS at the default floor, see :func:`hf_spectral.config.optimizer_tns_steps`; 5 for Polar
-            Express). precision ``"auto"`` (default): ``"bf16_all"`` on CPU; on
-            CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
+            default: the fewest TNS steps that fit φ within 2.5 %, 6 at the default floor for p ≥ −0.3, see
+            :func:`hf_spectral.config.optimizer_tns_steps`; 5 for Polar Express). precision ``"auto"`` (default):
+            ``"bf16_all"`` on CPU; on CUDA ``"bf16"`` for Polar Express / Newton–Schulz and ``"mixed"`` for TNS.
         base: ``"momentum"`` (first moment, Muon style) or ``"adam"`` (shape Adam's m̂/(√v̂ + ε)).
         order: ``"momentum_first"`` (average then shape), ``"shape_first"`` (shape then average) or ``"none"``.
         momentum: first-moment coefficient μ in [0, 1) (base="momentum").

@@ -197,7 +197,11 @@ def kernel_steps(settings: ShapingSettings, shape: tuple[int, ...]) -> int | Non
     (None: the kernel's own default, e.g. 5 for Polar Express)."""
     if settings.ns_steps is not None:
         return settings.ns_steps
-    return optimizer_tns_steps(settings.floor) if resolve_method(settings.method, settings.p, shape) == "tns" else None
+    return (
+        optimizer_tns_steps(settings.floor, settings.p)
+        if resolve_method(settings.method, settings.p, shape) == "tns"
+        else None
+    )
 
 
 def shape_and_scale(M: Tensor, settings: ShapingSettings, overwrite: bool = False) -> Tensor:

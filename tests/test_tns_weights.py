@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from hf_spectral import tns_weights
-from hf_spectral.shaping.tns import MAX_FIT_ERROR
+from hf_spectral.shaping.tns import MAX_FIT_ERROR, TNS_COEFFICIENTS, TNS_TRAJECTORIES, fit_trajectory
 
 # shaping.md §3, ε = 1e-3, K = 8
 TABLE = {
@@ -42,3 +43,20 @@ def test_unreachable_targets_report_large_fit_error():
 
 def test_weights_are_cached():
     assert tns_weights(0.37) is tns_weights(0.37)
+
+
+def test_tabled_trajectories_stay_bounded_and_are_used_where_they_fit_better():
+    """Every iterate of a tabled trajectory stays within 1.5 on [0, 1.05] (no blow-up of a rounded singular value
+    above 1), and tns_weights picks whichever trajectory fits (p, ε, K) better."""
+    s = torch.linspace(0.0, 1.05, 4001, dtype=torch.float64)
+    for coefficients in TNS_TRAJECTORIES.values():
+        y = s
+        for a, b, c in coefficients:
+            y = y * (a + y * y * (b + c * y * y))
+            assert float(y.abs().max()) <= 1.501
+    for p, eps in ((-0.1, 3e-3), (0.5, 3e-3), (-0.5, 1e-2), (0.0, 1e-2)):
+        fixed = fit_trajectory(p, eps, (TNS_COEFFICIENTS,) * 6)
+        tabled = fit_trajectory(p, eps, TNS_TRAJECTORIES[6])
+        assert tns_weights(p, eps, 6).fit_error == min(fixed.fit_error, tabled.fit_error)
+    assert tns_weights(-0.1, 3e-3, 6).coefficients == TNS_TRAJECTORIES[6]  # 1.0 % vs 22 % for the fixed quintic
+    assert tns_weights(-0.5, 1e-2, 6).coefficients == (TNS_COEFFICIENTS,) * 6  # 2.5 % vs 9.6 % for the tabled one

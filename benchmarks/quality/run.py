@@ -210,6 +210,24 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),
     ),
+    # issue 15: the default became 6 steps on the tabled trajectory (TNS_TRAJECTORIES[6]) at ε = 3e-3; ns_steps=7 at
+    # that ε is the fixed quintic, the default before it
+    "shaping cost vs training (issue 15): the 6-step TNS trajectory (pre-training)": (
+        "pretrain",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns7_fixed_quintic", "dynmuon", {"ns_steps": 7}),
+            PREVIOUS_SHAPING,
+        ),
+    ),
+    "shaping cost vs training (issue 15): the 6-step TNS trajectory (full fine-tune)": (
+        "finetune_full",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns7_fixed_quintic", "dynmuon", {"ns_steps": 7}),
+            PREVIOUS_SHAPING,
+        ),
+    ),
 }
 GPU_SCALE = {  # ~100 M parameters, a few thousand steps
     "model.config.hidden_size": 768,

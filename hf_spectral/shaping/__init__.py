@@ -4,7 +4,7 @@ from .api import ABLATION_METHODS, EIGH_MAX_SIDE, METHODS, check_shaping_argumen
 from .polar import NEWTON_SCHULZ_COEFFICIENTS, POLAR_EXPRESS_COEFFICIENTS, polar_express
 from .precision import PRECISIONS, resolve_precision, result_dtype
 from .target import phi, shape_svd
-from .tns import TNS_COEFFICIENTS, TNS_DEFAULT_STEPS, TNSWeights, tns_weights
+from .tns import TNS_COEFFICIENTS, TNS_DEFAULT_STEPS, TNS_TRAJECTORIES, TNSWeights, tns_weights
 
 __all__ = [
     "ABLATION_METHODS",
@@ -15,6 +15,7 @@ __all__ = [
     "PRECISIONS",
     "TNS_COEFFICIENTS",
     "TNS_DEFAULT_STEPS",
+    "TNS_TRAJECTORIES",
     "TNSWeights",
     "check_shaping_arguments",
     "phi",

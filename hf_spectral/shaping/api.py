@@ -115,8 +115,8 @@ def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None
         coefficients = "polar_express" if method == "polar" else "newton_schulz"
         return lambda X: polar_batched(X, steps or 5, coefficients, precision, overwrite)
     if method == "tns":
-        weights = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS).weights
-        return lambda X: tns_batched(X, weights, precision, overwrite)
+        fit = tns_weights(p, eps, steps or TNS_DEFAULT_STEPS)
+        return lambda X: tns_batched(X, fit, precision, overwrite)
     if method == "eigh":
         return lambda X: eigh_batched(X, p, eps)
     if method == "svd":

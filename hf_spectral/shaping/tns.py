@@ -1,13 +1,15 @@
 """Any p: Trajectory Newton–Schulz (TNS).
 
 Every odd polynomial iteration maps X₀ = U S Vᵀ to X_k = U g_k(S) Vᵀ, so a fixed linear combination of the
-iterates is itself a spectral function. TNS runs one fixed quintic q(y) = a·y + b·y³ + c·y⁵ for K steps from
+iterates is itself a spectral function. TNS runs K quintic steps q_k(y) = a_k·y + b_k·y³ + c_k·y⁵ from
 X₀ = M/‖M‖_F and returns
 
-    Y = Σ_k w_k X_k  = U (Σ_k w_k g_k(S)) Vᵀ ≈ U φ(S) Vᵀ,     g₀(s) = s,  g_{k+1} = q(g_k),
+    Y = Σ_k w_k X_k  = U (Σ_k w_k g_k(S)) Vᵀ ≈ U φ(S) Vᵀ,     g₀(s) = s,  g_{k+1} = q_{k+1}(g_k),
 
 where the K+1 scalars w(p, ε) are the least-squares fit of Σ_k w_k g_k(s)/φ(s) ≈ 1 on 400 log-spaced
-s ∈ [ε/30, 1] (relative error, ridge 1e-8). Only the weights depend on p; the cost is exactly K quintic steps.
+s ∈ [ε/30, 1] (relative error, ridge 1e-8). The trajectory is one fixed quintic repeated (:data:`TNS_COEFFICIENTS`)
+or, where one is tabled for K (:data:`TNS_TRAJECTORIES`), a sequence of quintics fitted for a floor; for each
+(p, ε, K) the one whose fit is better is used. The cost is exactly K quintic steps.
 """
 
 from __future__ import annotations
@@ -23,7 +25,23 @@ from .precision import step_precisions
 from .quintic import MIN_BLOCK, run_quintic
 from .target import normalized, phi
 
-TNS_COEFFICIENTS: tuple[float, float, float] = (2.54815, -3.50720, 1.60367)
+Quintic = tuple[float, float, float]
+TNS_COEFFICIENTS: Quintic = (2.54815, -3.50720, 1.60367)
+"""The fixed quintic (repeated K times): fits φ within ~1.4 % for p in [−0.5, 1] at K = 8, ε = 1e-3."""
+TNS_TRAJECTORIES: dict[int, tuple[Quintic, ...]] = {
+    # Six quintics fitted (shared by every p; only the weights depend on p) for ε = 3e-3, with every iterate
+    # bounded by 1.5 on [0, 1.05] (robust in bf16): fit within 1.3 % for p in [−0.25, 1] (the fixed quintic
+    # needs 7 steps for 1.8 %), 4.3 % at p = −0.5. Found by variable projection (Nelder–Mead / Powell over the
+    # 18 coefficients, the weights by least squares inside), docs/shaping.md, "Fewer steps".
+    6: (
+        (2.9905223730461645, -4.287146971023622, 1.9277260371504028),
+        (3.47634691534626, -5.512335779741372, 2.5881529138357853),
+        (3.462908735326154, -4.260029725538277, 1.6178940096311851),
+        (2.4625156293400905, -2.2805993576884305, 0.661634426332165),
+        (2.3065182780810773, -2.861674602045126, 1.218758633289284),
+        (3.2068332679074456, -3.2273066423299444, 1.6902114185901798),
+    ),
+}
 TNS_DEFAULT_STEPS = 8
 FIT_POINTS = 400
 FIT_FLOOR_FACTOR = 30.0  # the fit grid starts at ε / 30
@@ -36,33 +54,43 @@ on a rank-3 bf16 matrix at p = −0.5; this split: ≤ 1.7 %; shaping.md, "Preci
 
 
 class TNSWeights(NamedTuple):
-    """Weights w₀…w_K of the iterates and the fit's worst relative error max |Σ w_k g_k(s)/φ(s) − 1| on [ε, 1]."""
+    """Weights w₀…w_K of the iterates, the fit's worst relative error max |Σ w_k g_k(s)/φ(s) − 1| on [ε, 1], and
+    the quintic of each step."""
 
     weights: tuple[float, ...]
     fit_error: float
+    coefficients: tuple[Quintic, ...] = ()
 
 
-def _trajectory(s: Tensor, steps: int) -> Tensor:
-    """Columns g₀(s) … g_K(s) of the scalar iteration g_{k+1} = q(g_k)."""
-    a, b, c = TNS_COEFFICIENTS
+def trajectories(steps: int) -> list[tuple[Quintic, ...]]:
+    """The candidate trajectories of K = `steps` quintic steps: the fixed quintic, and the tabled one if any."""
+    return [(TNS_COEFFICIENTS,) * steps, *([TNS_TRAJECTORIES[steps]] if steps in TNS_TRAJECTORIES else [])]
+
+
+def _iterates(s: Tensor, coefficients: tuple[Quintic, ...]) -> Tensor:
+    """Columns g₀(s) … g_K(s) of the scalar iteration g_{k+1} = q_{k+1}(g_k)."""
     g = [s]
-    for _ in range(steps):
+    for a, b, c in coefficients:
         y = g[-1]
         y2 = y * y
         g.append(y * (a + y2 * (b + c * y2)))
     return torch.stack(g, dim=1)
 
 
-@lru_cache(maxsize=4096)
-def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> TNSWeights:
-    """Solve the (K+1)×(K+1) ridge least-squares problem for the TNS weights w(p, ε) (float64, CPU, cached)."""
+def fit_trajectory(p: float, eps: float, coefficients: tuple[Quintic, ...]) -> TNSWeights:
+    """The (K+1)×(K+1) ridge least-squares weights for one trajectory (float64, CPU)."""
     s = torch.logspace(math.log10(eps / FIT_FLOOR_FACTOR), 0.0, FIT_POINTS, dtype=torch.float64)
-    A = _trajectory(s, steps) / phi(s, p, eps).unsqueeze(1)
-    gram = A.T @ A + FIT_RIDGE * torch.eye(steps + 1, dtype=torch.float64)
+    A = _iterates(s, coefficients) / phi(s, p, eps).unsqueeze(1)
+    gram = A.T @ A + FIT_RIDGE * torch.eye(len(coefficients) + 1, dtype=torch.float64)
     w = torch.linalg.solve(gram, A.T @ torch.ones_like(s))
     relative = (A @ w - 1.0).abs()
-    fit_error = float(relative[s >= eps].max())
-    return TNSWeights(tuple(w.tolist()), fit_error)
+    return TNSWeights(tuple(w.tolist()), float(relative[s >= eps].max()), coefficients)
+
+
+@lru_cache(maxsize=4096)
+def tns_weights(p: float, eps: float = 1e-3, steps: int = TNS_DEFAULT_STEPS) -> TNSWeights:
+    """The TNS weights w(p, ε) for K = `steps`, on the candidate trajectory that fits φ best (cached)."""
+    return min((fit_trajectory(p, eps, c) for c in trajectories(steps)), key=lambda fit: fit.fit_error)
 
 
 def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "steps", eps_name: str = "eps") -> None:
@@ -77,18 +105,19 @@ def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "
         )
 
 
-def tns_batched(X: Tensor, weights: tuple[float, ...], precision: str, overwrite: bool = False) -> Tensor:
-    """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n; float32 accumulator, returns float32.
+def tns_batched(X: Tensor, fit: TNSWeights, precision: str, overwrite: bool = False) -> Tensor:
+    """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n, with the weights and trajectory of `fit`
+    (:func:`tns_weights`); float32 accumulator, returns float32.
 
     X₀ = X/‖X‖_F in float32 (:func:`normalized`: exact for any finite X); in bf16 all but the last
     :data:`TNS_BF16_STEPS` steps run in "mixed". `overwrite`: X may serve as the iterate (its contents are lost)."""
-    steps = len(weights) - 1
+    weights, steps = fit.weights, len(fit.coefficients)
     precisions = step_precisions(precision, steps, steps - TNS_BF16_STEPS)
     donated = overwrite and X.dtype == torch.float32 and X.is_contiguous()  # (transposed: other GEMM bits)
     start = [normalized(X, torch.float32, out=X if donated else None)]
     Y = start[0] * weights[0]
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
-    run_quintic(start.pop(), [TNS_COEFFICIENTS] * steps, precisions, held=1.0,
+    run_quintic(start.pop(), fit.coefficients, precisions, held=1.0,
                 each_block=lambda k, cols, x: _accumulate(Y[..., cols], x, weights[k]))  # fmt: skip
     return Y
 
