@@ -73,8 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         "hf_spectral DynMuon (defaults) at p = 0 (midpoint)": lambda: MuonP(model, lr=1e-3, p=0.0),
         "hf_spectral DynMuon (defaults) at p = -0.1 (final)": lambda: MuonP(model, lr=1e-3, p=-0.1),
         "hf_spectral DynMuon (defaults), scheduled": lambda: DynMuon(model, lr=1e-3, total_steps=10**6),
-        "DynMuon at p = -0.1, eps 1e-2 (TNS-6, bf16_all)": lambda: MuonP(model, lr=1e-3, p=-0.1, floor=1e-2),
-        "DynMuon at p = -0.1, previous defaults (TNS-8, eps 1e-3, fp32)": lambda: MuonP(
+        "DynMuon at p = -0.1, 7 fixed-quintic steps (the default before the 6-step trajectory)": lambda: MuonP(
+            model, lr=1e-3, p=-0.1, ns_steps=7
+        ),
+        "DynMuon at p = -0.1, floor 1e-2 (TNS-6 fixed quintic, bf16_all)": lambda: MuonP(
+            model, lr=1e-3, p=-0.1, floor=1e-2
+        ),
+        "DynMuon at p = -0.1, before issue 15 (TNS-8, floor 1e-3, fp32)": lambda: MuonP(
             model, lr=1e-3, p=-0.1, floor=1e-3, ns_steps=8, precision="fp32"
         ),
         "hf_spectral MuonP p=0.5 (defaults)": lambda: MuonP(model, lr=1e-3, p=0.5),
