@@ -14,7 +14,7 @@ from spectra import relative_error
 
 from hf_spectral import DynMuon, Muon, MuonP, spectral_power
 from hf_spectral.config import SpectralConfig, optimizer_tns_steps
-from hf_spectral.shaping.precision import resolve_precision, step_precisions
+from hf_spectral.shaping.precision import resolve_precision, result_dtype, step_precisions
 from hf_spectral.shaping.target import max_abs, shape_svd
 from hf_spectral.shaping.tns import TNS_COEFFICIENTS, TNS_TRAJECTORIES, fit_trajectory, tns_weights
 from hf_spectral.updates import ShapingSettings, kernel_steps
@@ -130,3 +130,18 @@ def test_max_abs_is_the_infinity_norm_and_propagates_nan():
     assert torch.isnan(max_abs(X, dim=(-2, -1))[1]) and torch.isfinite(max_abs(X, dim=(-2, -1))[0])
     X[1, 2, 3] = -float("inf")
     assert float(max_abs(X)) == float("inf")
+
+
+def test_bf16_all_tns_keeps_a_bf16_result_that_result_dtype_names():
+    """bf16_all accumulates TNS's sum in bf16 (its working dtype, as bf16 Polar Express's); result_dtype says so,
+    and says float32 for "auto", whose small sides go to the float32 eigh, so that exchanges lose nothing."""
+    M = _gradient_like(96, 256, seed=5)
+    cases = [("tns", "bf16_all", torch.bfloat16), ("tns", "fp32", torch.float32),
+             ("polar", "bf16_all", torch.bfloat16), ("tns", "bf16", torch.float32)]  # fmt: skip
+    for method, precision, dtype in cases:
+        p = 0.0 if method == "polar" else -0.1
+        out = spectral_power(M, p, eps=FLOOR, method=method, steps=6 if method == "tns" else None,
+                             precision=precision, out_dtype=None)  # fmt: skip
+        assert out.dtype == dtype == result_dtype(method, precision, CPU)
+    assert result_dtype("auto", "bf16_all", CPU) == torch.float32
+    assert spectral_power(M[:, :48], -0.1, precision="bf16_all", out_dtype=None).dtype == torch.float32  # eigh

@@ -67,7 +67,8 @@ def spectral_power(
         steps: iterations for tns (default 8) or polar/newton_schulz (default 5); ignored by eigh/svd.
         check_finite: raise on NaN/Inf entries (one device sync). Callers that already checked pass False.
         out_dtype: dtype of the result (default float32); None keeps the method's working dtype (bfloat16 for
-            polar / newton_schulz at precision="bf16" / "bf16_all", float32 otherwise), saving a conversion pass.
+            polar / newton_schulz at precision="bf16" / "bf16_all" and for tns at "bf16_all", float32 otherwise),
+            saving a conversion pass.
         overwrite: M's memory may serve as the iterate of tns / polar / newton_schulz (M's contents are then
             undefined), saving a copy of M when it is float32; for callers whose M is a temporary.
 

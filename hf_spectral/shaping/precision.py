@@ -48,7 +48,10 @@ def resolve_precision(precision: str, device: torch.device, method: str = "auto"
 
 
 def result_dtype(method: str, precision: str, device: torch.device) -> torch.dtype:
-    """The working dtype of a method's result (spectral_power(out_dtype=None)): bfloat16 for Polar Express /
-    Newton–Schulz in bf16, float32 otherwise."""
-    bf16 = method in ("polar", "newton_schulz") and resolve_precision(precision, device, method) in ("bf16", "bf16_all")
-    return torch.bfloat16 if bf16 else torch.float32
+    """A dtype that holds `method`'s result exactly (spectral_power(out_dtype=None) gives its working dtype):
+    bfloat16 for Polar Express / Newton–Schulz in bf16 or bf16_all and for TNS in bf16_all (its accumulator);
+    float32 otherwise, "auto" included (it may resolve to the float64-exact eigh for small sides)."""
+    concrete = resolve_precision(precision, device, method)
+    polar = method in ("polar", "newton_schulz") and concrete in ("bf16", "bf16_all")
+    tns = method == "tns" and concrete == "bf16_all"
+    return torch.bfloat16 if polar or tns else torch.float32

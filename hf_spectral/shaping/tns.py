@@ -107,17 +107,21 @@ def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "
 
 def tns_batched(X: Tensor, fit: TNSWeights, precision: str, overwrite: bool = False) -> Tensor:
     """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n, with the weights and trajectory of `fit`
-    (:func:`tns_weights`); float32 accumulator, returns float32.
+    (:func:`tns_weights`); returns the accumulator: float32, or bfloat16 for precision="bf16_all".
 
     X₀ = X/‖X‖_F in float32 (:func:`normalized`: exact for any finite X); in bf16 all but the last
-    :data:`TNS_BF16_STEPS` steps run in "mixed". `overwrite`: X may serve as the iterate (its contents are lost)."""
+    :data:`TNS_BF16_STEPS` steps run in "mixed". "bf16_all" accumulates in bfloat16 too: the sum's memory traffic
+    was a quarter of the kernel's time on CPU, and on the quality runs' directions it adds 0.01-0.09 points to an
+    error of 1.5-4.3 % that the bf16 rounding of the iterates sets (docs/shaping.md, "What training needs").
+    `overwrite`: X may serve as the iterate (its contents are lost)."""
     weights, steps = fit.weights, len(fit.coefficients)
     precisions = step_precisions(precision, steps, steps - TNS_BF16_STEPS)
+    accumulator = torch.bfloat16 if precision == "bf16_all" else torch.float32
     donated = overwrite and X.dtype == torch.float32 and X.is_contiguous()  # (transposed: other GEMM bits)
     start = [normalized(X, torch.float32, out=X if donated else None)]
-    Y = start[0] * weights[0]
+    Y = torch.mul(start[0], weights[0], out=torch.empty(start[0].shape, dtype=accumulator, device=X.device))
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
-    run_quintic(start.pop(), fit.coefficients, precisions, held=1.0,
+    run_quintic(start.pop(), fit.coefficients, precisions, held=Y.element_size() / 4,
                 each_block=lambda k, cols, x: _accumulate(Y[..., cols], x, weights[k]))  # fmt: skip
     return Y
 
