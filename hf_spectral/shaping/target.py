@@ -61,7 +61,10 @@ def normalized(M: Tensor, dtype: torch.dtype, divisor: float = 1.0, out: Tensor 
     torch.mul(M, power_of_two_scale(M), out=out)
     norm = frobenius_norm(out)  # (not dtype=float32: that would convert a bf16 `out` in a full copy)
     norm = norm if norm.dtype == torch.float64 else norm.float()
-    return out.div_((norm * divisor).clamp_min(torch.finfo(norm.dtype).tiny))
+    scale = (norm * divisor).clamp_min(torch.finfo(norm.dtype).tiny)
+    # one matrix: a 0-dim divisor, which a bf16 `out` divides by in place (a (1, 1, 1) float32 one makes torch
+    # convert all of `out` to float32 and back, 2-8x the time, for the same bits)
+    return out.div_(scale.reshape(()) if scale.numel() == 1 else scale)
 
 
 def shape_svd(M: Tensor, p: float, eps: float = 1e-3) -> Tensor:
