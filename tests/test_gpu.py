@@ -118,7 +118,8 @@ def test_stacked_lora_factors_are_exact():
 
 
 def test_out_dtype():
-    """Default float32; a requested dtype; None keeps the working dtype (bf16 only for bf16 polar / NS); bf16 input
+    """Default float32; a requested dtype; None keeps the working dtype (bf16 for bf16 polar / NS and bf16_all TNS,
+    whose sum accumulates in bf16); bf16 input
     and empty matrices stay on the device."""
     M = make_matrix((96, 256), "gaussian", seed=9)
     Md = M.to(DEVICE)
@@ -128,7 +129,7 @@ def test_out_dtype():
     assert y16.dtype == torch.bfloat16 and relative_error(y16.cpu(), y32.cpu()) <= 2**-8
     for method, precision, dtype in [
         ("polar", "bf16", torch.bfloat16), ("newton_schulz", "bf16", torch.bfloat16), ("polar", "mixed", torch.float32),
-        ("tns", "bf16", torch.float32), ("tns", "mixed", torch.float32),
+        ("tns", "bf16", torch.float32), ("tns", "mixed", torch.float32), ("tns", "bf16_all", torch.bfloat16),
     ]:  # fmt: skip
         p = 0.0 if method != "tns" else -0.25
         assert spectral_power(Md, p, method=method, precision=precision, out_dtype=None).dtype == dtype, method
