@@ -2,6 +2,7 @@
 
     python benchmarks/optimizer_step.py                                   # CPU default (hidden 512, 4 layers)
     python benchmarks/optimizer_step.py --device cuda --hidden 2048 --layers 16 --vocab 32000
+    python benchmarks/optimizer_step.py --lora 16                         # LoRA factors (PEFT) on every projection
 
 Gradients come from one real forward/backward on standard-library source text (byte tokens); only
 ``optimizer.step()`` is timed, repeatedly, on those gradients. torch.optim.Muon gets the same hidden matrices as
@@ -30,11 +31,12 @@ class Paired:
     def __init__(self, model: torch.nn.Module, lr: float, adjust_lr_fn: str = "match_rms_adamw") -> None:
         groups = {g["algorithm"]: g["params"] for g in partition(model).groups}
         self.muon = torch.optim.Muon(groups["spectral"], lr=lr, adjust_lr_fn=adjust_lr_fn)
-        self.adamw = torch.optim.AdamW(groups["adamw"], lr=lr)
+        self.adamw = torch.optim.AdamW(groups["adamw"], lr=lr) if groups.get("adamw") else None  # (none: LoRA)
 
     def step(self) -> None:
         self.muon.step()
-        self.adamw.step()
+        if self.adamw is not None:
+            self.adamw.step()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank on every projection (PEFT; 0: full model)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     config = LlamaConfig(
@@ -53,11 +56,16 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(device)
+    if args.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        model = get_peft_model(model, LoraConfig(r=args.lora, lora_alpha=2 * args.lora, target_modules=targets))
     batch = byte_blocks(stdlib_texts("train", max_chars=200_000), 256)[:4].to(device) % args.vocab
     model(input_ids=batch, labels=batch).loss.backward()
-    n_params = sum(t.numel() for t in model.parameters())
+    n_params = sum(t.numel() for t in model.parameters() if t.requires_grad)
     print(f"# device: {describe_device(device)}; model: Llama hidden {args.hidden}, {args.layers} layers, "
-          f"{n_params / 1e6:.1f} M parameters")  # fmt: skip
+          f"{n_params / 1e6:.1f} M trained parameters" + (f" (LoRA r = {args.lora})" if args.lora else ""))  # fmt: skip
     contenders = {
         "torch.optim.Muon + AdamW": lambda: Paired(model, 1e-3),
         "hf_spectral Muon (PE-5, defaults)": lambda: Muon(model, lr=1e-3),
