@@ -9,6 +9,7 @@ constructing a config from them is how a group is validated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any, Literal
 
 from .checks import check_choice, check_real, check_steps
@@ -156,19 +157,18 @@ class AdamWConfig:
         return cls(**{f.name: group[f.name] for f in fields(cls)})
 
 
-def defaults(config: type[SpectralConfig] | type[AdamWConfig]) -> dict[str, Any]:
-    """The default value of every field of a config class."""
-    return {f.name: f.default for f in fields(config)}
-
-
+@lru_cache(maxsize=4096)
 def optimizer_tns_steps(floor: float, p: float) -> int:
     """TNS steps for the optimizers when ``ns_steps`` is not set: the fewest (up to :data:`MAX_DEFAULT_STEPS`) whose
     scalar fit of φ at (p, floor) is within :data:`DEFAULT_FIT_ERROR`, else the best-fitting number. At the default
     floor 3e-3: 6 for p in [−0.3, 1] (the tabled 6-step trajectory), 7 at p = −0.5; 8 at floor 1e-3
-    (spectral_power's default)."""
-    fits = [tns_weights(p, floor, steps).fit_error for steps in range(1, MAX_DEFAULT_STEPS + 1)]
-    good = [i for i, error in enumerate(fits) if error <= DEFAULT_FIT_ERROR]
-    return 1 + (good[0] if good else fits.index(min(fits)))
+    (spectral_power's default). Cached: the optimizer asks for every matrix at every step."""
+    fits = []
+    for steps in range(1, MAX_DEFAULT_STEPS + 1):
+        fits.append(tns_weights(p, floor, steps).fit_error)
+        if fits[-1] <= DEFAULT_FIT_ERROR:
+            return steps
+    return 1 + fits.index(min(fits))
 
 
 def check_group_common(group: dict[str, Any]) -> None:

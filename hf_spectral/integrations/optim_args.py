@@ -45,9 +45,13 @@ class OptimArgsError(ValueError):
         super().__init__(f"{self.given}: {self.reason}")
 
 
+Patterns = tuple[str, ...]
+"""The kind of the routing pattern keys: globs separated by "|"."""
+
+
 def parse_text(key: str, text: str, kind: Any) -> Any:
-    """The value of ``key=text`` for a config field of type `kind`: float, int, bool, a Literal of choices, or a
-    union of those with None ("none")."""
+    """The value of ``key=text`` for a key of type `kind`: float, int, bool, :data:`Patterns`, a Literal of choices,
+    or a union of those with None ("none")."""
     if get_origin(kind) in (Union, UnionType):
         options = [o for o in get_args(kind) if o is not type(None)]
         if len(options) < len(get_args(kind)) and text.lower() == "none":
@@ -63,6 +67,8 @@ def parse_text(key: str, text: str, kind: Any) -> Any:
         if text not in get_args(kind):
             raise ValueError(f"optim_args: {key} must be one of {', '.join(get_args(kind))}; got {text!r}")
         return text
+    if kind == Patterns:  # glob patterns separated by "|" (commas would split --optim_args)
+        return tuple(pattern for pattern in text.split("|") if pattern)
     if kind is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "false", "0", "no"):
@@ -123,9 +129,9 @@ KEYS: dict[str, Key] = {
     "lora": Key(Literal[LORA_MODES], "which LoRA factors are shaped", "both"),
     "conv": Key(Literal[CONV_MODES], "where conv kernels go", "adamw"),
     "split_fused": Key(bool, "shape fused Q, K, V blocks separately", "false"),
-    "spectral_patterns": Key(str, f"parameters forced to spectral: {PATTERNS}", "none"),
-    "adamw_patterns": Key(str, f"parameters forced to AdamW: {PATTERNS}", "none"),
-    "skip_patterns": Key(str, f"parameters left out of the optimizer: {PATTERNS}", "none"),
+    "spectral_patterns": Key(Patterns, f"parameters forced to spectral: {PATTERNS}", "none"),
+    "adamw_patterns": Key(Patterns, f"parameters forced to AdamW: {PATTERNS}", "none"),
+    "skip_patterns": Key(Patterns, f"parameters left out of the optimizer: {PATTERNS}", "none"),
     "stats_every": Key(int, "log SVD statistics of the shaped updates every N steps (0: off)", "0"),
 }
 ROUTING_KEYS = {"lora": "lora", "conv": "conv", "split_fused": "split_fused", "spectral_patterns": "spectral",
@@ -154,11 +160,7 @@ def parse_optim_args(optim_args: str | Mapping[str, Any] | None, name: str) -> d
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise ValueError(f"optim_args: unknown key {unknown[0]!r} for --optim {name}; accepted keys: {', '.join(KEYS)}")
-    values = {k: KEYS[k].parse(k, v) if isinstance(v, str) else v for k, v in raw.items()}
-    for key in ("spectral_patterns", "adamw_patterns", "skip_patterns"):
-        if isinstance(values.get(key), str):
-            values[key] = tuple(pattern for pattern in values[key].split("|") if pattern)
-    return values
+    return {k: KEYS[k].parse(k, v) if isinstance(v, str) else v for k, v in raw.items()}
 
 
 @dataclass

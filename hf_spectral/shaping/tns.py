@@ -32,7 +32,7 @@ TNS_TRAJECTORIES: dict[int, tuple[Quintic, ...]] = {
     # Six quintics fitted (shared by every p; only the weights depend on p) for ε = 3e-3, with every iterate
     # bounded by 1.5 on [0, 1.05] (robust in bf16): fit within 1.3 % for p in [−0.25, 1] (the fixed quintic
     # needs 7 steps for 1.8 %), 4.3 % at p = −0.5. Found by variable projection (Nelder–Mead / Powell over the
-    # 18 coefficients, the weights by least squares inside), docs/shaping.md, "Fewer steps".
+    # 18 coefficients, the weights by least squares inside): docs/shaping.md, "What training needs".
     6: (
         (2.9905223730461645, -4.287146971023622, 1.9277260371504028),
         (3.47634691534626, -5.512335779741372, 2.5881529138357853),
@@ -121,12 +121,8 @@ def tns_batched(X: Tensor, fit: TNSWeights, precision: str, overwrite: bool = Fa
     start = [normalized(X, torch.float32, out=X if donated else None)]
     Y = torch.mul(start[0], weights[0], out=torch.empty(start[0].shape, dtype=accumulator, device=X.device))
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
+    # each new column block is added while it is in cache; a bf16 block into a float32 Y converts on the fly (as
+    # fast as converting it first, without a float32 copy)
     run_quintic(start.pop(), fit.coefficients, precisions, held=Y.element_size() / 4,
-                each_block=lambda k, cols, x: _accumulate(Y[..., cols], x, weights[k]))  # fmt: skip
+                each_block=lambda k, cols, x: Y[..., cols].add_(x, alpha=weights[k]))  # fmt: skip
     return Y
-
-
-def _accumulate(Y: Tensor, X: Tensor, w: float) -> None:
-    """Y += w·X, called with each new column block of an iterate while it is in cache (a bf16 X is converted on the
-    fly: no float32 copy; measured as fast as converting the block first, and as the 256-column chunks used before)."""
-    Y.add_(X, alpha=w)
