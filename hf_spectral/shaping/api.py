@@ -10,7 +10,7 @@ from .eigh import eigh_batched
 from .polar import polar_batched
 from .precision import PRECISIONS, resolve_precision
 from .published import dynmuon_published_batched, taylor_batched
-from .short_side import on_short_side_batches
+from .short_side import on_batches, on_short_side_batches
 from .target import check_matrix, normalized, shape_svd
 from .tns import TNS_DEFAULT_STEPS, check_tns_fit, tns_batched, tns_weights
 
@@ -80,7 +80,8 @@ def spectral_power(
     if M.numel() == 0:
         return torch.zeros(M.shape, dtype=out_dtype or torch.float32, device=M.device)
     precision = resolve_precision(precision, M.device, method)
-    Y = on_short_side_batches(M, _kernel(method, float(p), float(eps), precision, steps, overwrite))
+    batches = on_batches if method in ("polar", "newton_schulz", "tns", "identity") else on_short_side_batches
+    Y = batches(M, _kernel(method, float(p), float(eps), precision, steps, overwrite))
     return Y if out_dtype is None else Y.to(out_dtype)
 
 
@@ -111,7 +112,8 @@ def check_shaping_arguments(
 
 
 def _kernel(method: str, p: float, eps: float, precision: str, steps: int | None, overwrite: bool = False):
-    """The (B, m, n) → (B, m, n) map for a resolved, validated method (float32, or bfloat16 for bf16 polar)."""
+    """The (B, m, n) → (B, m, n) map for a resolved, validated method (float32, or bfloat16 for bf16 polar); the
+    quintic methods and the identity take either orientation, the others m ≤ n."""
     if method in ("polar", "newton_schulz"):
         coefficients = "polar_express" if method == "polar" else "newton_schulz"
         return lambda X: polar_batched(X, steps or 5, coefficients, precision, overwrite)

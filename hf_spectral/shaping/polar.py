@@ -13,7 +13,7 @@ from torch import Tensor
 from ..checks import check_choice, check_steps
 from .precision import PRECISIONS, iterate_dtype, step_precisions
 from .quintic import run_quintic
-from .short_side import on_short_side_batches
+from .short_side import on_batches
 from .target import check_matrix, normalized
 
 POLAR_EXPRESS_COEFFICIENTS: tuple[tuple[float, float, float], ...] = (
@@ -40,7 +40,8 @@ def _schedule(coefficients: str, steps: int):
 
 
 def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str, overwrite: bool = False) -> Tensor:
-    """Polar factor of a (B, m, n) float batch with m ≤ n, in the iterate dtype (bfloat16 for precision="bf16").
+    """Polar factor of a (B, r, c) float batch of either orientation (:func:`~.quintic.run_quintic`), in the
+    iterate dtype (bfloat16 for precision="bf16").
 
     X₀ = X/(1.02‖X‖_F) for Polar Express (the safety margin of Amsel et al.), X/‖X‖_F for Newton–Schulz, formed
     by :func:`normalized` (exact for any finite X, zero for zero); in bf16 the first
@@ -49,7 +50,7 @@ def polar_batched(X: Tensor, steps: int, coefficients: str, precision: str, over
     precisions = step_precisions(precision, steps, POLAR_MIXED_STEPS)
     divisor = 1.02 if coefficients == "polar_express" else 1.0
     dtype = iterate_dtype(precisions[0])
-    donated = overwrite and X.dtype == dtype and X.is_contiguous()  # (a transposed X would change the GEMMs)
+    donated = overwrite and X.dtype == dtype and X.is_contiguous()
     start = [normalized(X, dtype, divisor, out=X if donated else None)]
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
     return run_quintic(start.pop(), _schedule(coefficients, steps), precisions).to(iterate_dtype(precision))
@@ -74,7 +75,7 @@ def polar_express(M: Tensor, steps: int = 5, *, coefficients: str = "polar_expre
     check_choice("polar_express", "precision", precision, PRECISIONS)
     if M.numel() == 0:
         return torch.zeros(M.shape, dtype=torch.float32, device=M.device)
-    return on_short_side_batches(M, lambda X: polar_batched(X, steps, coefficients, precision)).float()
+    return on_batches(M, lambda X: polar_batched(X, steps, coefficients, precision)).float()
 
 
 __all__ = ["NEWTON_SCHULZ_COEFFICIENTS", "POLAR_EXPRESS_COEFFICIENTS", "polar_express"]

@@ -2,10 +2,14 @@
 
 One step maps X = U S Vᵀ to U q(S) Vᵀ with q(y) = a·y + b·y³ + c·y⁵:
 
-    A = X Xᵀ;  B = b·A + c·A²;  X ← a·X + B·X          (short side first, X is m × n with m ≤ n)
+    A = X Xᵀ;  B = b·A + c·A²;  X ← a·X + B·X          (X is m × n with m ≤ n: the Gram matrix on the short side)
+    A = XᵀX;   B = b·A + c·A²;  X ← a·X + X·B          (a tall X, stepped from the right: the same map)
 
-X is updated in place, column block by column block (column block j of X ← a·X + B·X depends only on column
-block j of X), so a step needs A and B (m × m each) and one block, not a second m × n iterate. Where A and B do not
+A tall matrix is stepped from the right as it is stored, never transposed: a transposed iterate made every
+elementwise pass and the parameter update a strided copy (a 1344 × 512 TNS step cost 1.3x the 512 × 1344 one on
+CPU). X is updated in place, block by block along its long side (column block j of X ← a·X + B·X depends only on
+column block j of X; row blocks from the right), so a step needs A and B (m × m each) and one block, not a second
+m × n iterate. Where A and B do not
 fit the memory budget (:data:`WORKSPACE_LIMIT`, m close to n) the step skips B and applies A twice per block,
 X_j ← a·X_j + A·(b·X_j + c·A·X_j): 3m²n multiply-adds instead of 2m²n + m³, chosen only where that is at most 5 %
 more (:func:`uses_b`).
@@ -71,19 +75,53 @@ def _emulated_matmul(x: Tensor, y32: Tensor, out: Tensor | None) -> Tensor:
     return out
 
 
-def split_matmul(B: Tensor, x: Tensor, out: Tensor) -> Tensor:
-    """B·hi + B·lo into float32 `out`, for a bfloat16 B and float32 x ≈ hi + lo split into two bfloat16 halves
-    (about 16 mantissa bits of x survive). CUDA: two bf16 GEMMs with float32 output; elsewhere one float32 GEMM of
-    hi + lo (exactly representable in float32), which is the same product up to float32 round-off."""
+def is_tall(X: Tensor) -> bool:
+    """Whether a (..., r, c) matrix is stepped from the right (r > c: its Gram matrix XᵀX is the small one)."""
+    return X.shape[-2] > X.shape[-1]
+
+
+def long_block(X: Tensor, cut: slice, right: bool) -> Tensor:
+    """The block `cut` of X along its long side: rows from the right (`right`), else columns."""
+    return X[..., cut, :] if right else X[..., cut]
+
+
+def _sides(X: Tensor, right: bool) -> tuple[int, int]:
+    """(short, long) sides of X."""
+    r, c = X.shape[-2:]
+    return (c, r) if right else (r, c)
+
+
+def _block_shape(X: Tensor, width: int, right: bool) -> tuple[int, ...]:
+    return (*X.shape[:-2], width, X.shape[-1]) if right else (*X.shape[:-1], width)
+
+
+def _gram(X: Tensor, right: bool) -> Tensor:
+    """XᵀX from the right, else XXᵀ: the short side's Gram matrix."""
+    return torch.bmm(X.mT, X) if right else torch.bmm(X, X.mT)
+
+
+def _apply(S: Tensor, x: Tensor, right: bool, out: Tensor, beta: float | None = None) -> Tensor:
+    """x·S from the right, else S·x (S symmetric), plus beta·x if given, into `out`."""
+    left, other = (x, S) if right else (S, x)
+    return torch.bmm(left, other, out=out) if beta is None else torch.baddbmm(x, left, other, beta=beta, out=out)
+
+
+def split_matmul(B: Tensor, x: Tensor, out: Tensor, right: bool = False) -> Tensor:
+    """B·x (x·B from the right) into float32 `out`, for a bfloat16 B and float32 x ≈ hi + lo split into two
+    bfloat16 halves (about 16 mantissa bits of x survive). CUDA: two bf16 GEMMs with float32 output; elsewhere one
+    float32 GEMM of hi + lo (exactly representable in float32), which is the same product up to float32 round-off."""
     hi = x.to(torch.bfloat16)
     if x.is_cuda and _HAS_OUT_DTYPE:
         lo = (x - hi.float()).to(torch.bfloat16)
-        torch.bmm(B, hi, out_dtype=torch.float32, out=out)
-        return out.add_(torch.bmm(B, lo, out_dtype=torch.float32))
+        pairs = ((hi, B), (lo, B)) if right else ((B, hi), (B, lo))
+        torch.bmm(*pairs[0], out_dtype=torch.float32, out=out)
+        return out.add_(torch.bmm(*pairs[1], out_dtype=torch.float32))
     x16 = hi.float()
     del hi
     lo = torch.sub(x, x16, out=out)  # `out` is free until the product: it holds lo meanwhile
     lo.copy_(lo.to(torch.bfloat16))  # lo rounded to bf16, held in float32
+    if right:  # B is m × m: its float32 copy is small
+        return torch.bmm(x16.add_(lo), B.float(), out=out)
     return _emulated_matmul(B, x16.add_(lo), out)
 
 
@@ -94,15 +132,16 @@ def run_quintic(
     held: float = 0.0,
     each_block: Callable[[int, slice, Tensor], None] | None = None,
 ) -> Tensor:
-    """Apply one step per coefficient triple (a, b, c) — X is consumed: updated in place or replaced — calling
-    ``each_block(k, cols, x)`` with every column block x = X_k[..., cols] of step k = 1, 2, … as soon as it is
-    computed (while it is in cache; TNS accumulates its sum there); returns the last iterate. `held`: memory the
-    caller keeps alive meanwhile besides X, in multiples of a float32 X (it steers the memory plan of each step)."""
+    """Apply one step per coefficient triple (a, b, c) to a (B, r, c) batch of either orientation — X is consumed:
+    updated in place or replaced — calling ``each_block(k, cut, x)`` with every block x = X_k[..., cut] of step
+    k = 1, 2, … along the long side (:func:`long_block`) as soon as it is computed (while it is in cache; TNS
+    accumulates its sum there); returns the last iterate. `held`: memory the caller keeps alive meanwhile besides
+    X, in multiples of a float32 X (it steers the memory plan of each step)."""
     for k, ((a, b, c), precision) in enumerate(zip(coefficients, precisions, strict=True), start=1):
         dtype = iterate_dtype(precision)
         if X.dtype != dtype:
             X = X.to(dtype)
-        hook = None if each_block is None else (lambda cols, x, k=k: each_block(k, cols, x))
+        hook = None if each_block is None else (lambda cut, x, k=k: each_block(k, cut, x))
         X = quintic_step(X, a, b, c, precision, held, hook)
     return X
 
@@ -116,41 +155,44 @@ def quintic_step(
     held: float = 0.0,
     after_block: Callable[[slice, Tensor], None] | None = None,
 ) -> Tensor:
-    """One step X ← a·X + (b·XXᵀ + c·(XXᵀ)²)·X on a (B, m, n) batch with m ≤ n, in place block by block (or,
-    where one block is all of X, into a new tensor, saving the copy back); returns the new X.
+    """One step X ← a·X + (b·XXᵀ + c·(XXᵀ)²)·X on a (B, m, n) batch with m ≤ n — or X ← a·X + X·(b·XᵀX + c·(XᵀX)²)
+    on a tall one (:func:`is_tall`) — in place block by block (or, where one block is all of X, into a new tensor,
+    saving the copy back); returns the new X.
 
     Plan (:func:`uses_b`): with B = b·A + c·A² (2m²n + m³ multiply-adds) or with A applied twice per block (3m²n,
     no B). The plan depends on the shape and `held` only — never on whether X is the caller's input — so every
-    path that shapes the same matrix computes the same bits. `after_block(cols, x)` sees each new column block."""
-    m, n = X.shape[-2:]
+    path that shapes the same matrix computes the same bits. `after_block(cut, x)` sees each new block."""
+    right = is_tall(X)
+    m, n = _sides(X, right)
     if precision == "mixed":
-        return _mixed_step(X, a, b, c, after_block)
+        return _mixed_step(X, a, b, c, right, after_block)
     size = X.element_size() / 4  # in float32 units
     if uses_b(m, n, size, held):
-        A = torch.bmm(X, X.mT)
+        A = _gram(X, right)
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)
         room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - 2.0 * size * m / n) * n / _block_cost(X))
         width = n if m * n < SMALL else max(m, min(n, BLOCK, room))
         scratch = A if width <= m else None  # A is dead once B exists: its storage holds the blocks
         return _blockwise(
-            X, width, scratch, X.dtype, lambda x, out: torch.baddbmm(x, B, x, beta=a, out=out), after_block
+            X, right, width, scratch, X.dtype, lambda x, out: _apply(B, x, right, out, beta=a), after_block
         )
-    A = torch.bmm(X, X.mT)
+    A = _gram(X, right)
     room = int((WORKSPACE_LIMIT - OP_SLACK - size - held - size * m / n) * n / _block_cost(X))
     width = min(n, max(MIN_BLOCK, min(BLOCK, room)))
-    scratch = torch.empty(*X.shape[:-1], width, dtype=X.dtype, device=X.device)
-    for cols in _blocks(n, width):  # x ← a·x + A·(b·x + c·A·x): A twice instead of B once, x updated in place
-        x = X[..., cols]
-        t = torch.bmm(A, x, out=_scratch(scratch, x, X.dtype))
+    scratch = torch.empty(_block_shape(X, width, right), dtype=X.dtype, device=X.device)
+    for cut in _blocks(n, width):  # x ← a·x + A·(b·x + c·A·x): A twice instead of B once, x updated in place
+        x = long_block(X, cut, right)
+        t = _apply(A, x, right, _scratch(scratch, x, X.dtype))
         t.mul_(c).add_(x, alpha=b)
-        x.baddbmm_(A, t, beta=a)
+        x.baddbmm_(t, A, beta=a) if right else x.baddbmm_(A, t, beta=a)
         if after_block is not None:
-            after_block(cols, x)
+            after_block(cut, x)
     return X
 
 
 def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
-    """Whether a step on an m × n iterate (m ≤ n; `size`: bytes per entry ÷ 4) forms B = b·A + c·A².
+    """Whether a step on an iterate with short side m and long side n (`size`: bytes per entry ÷ 4) forms
+    B = b·A + c·A².
 
     B is the faster plan (2m²n + m³ against 3m²n); it is taken when X, `held`, A and B fit :data:`WORKSPACE_LIMIT`,
     when the matrix is small, or when the plan without B would cost over 5 % more and B fits once X's own copy is
@@ -161,23 +203,26 @@ def uses_b(m: int, n: int, size: float = 1.0, held: float = 0.0) -> bool:
     return 1.05 * (2.0 + m / n) < 3.0 and with_b - size <= WORKSPACE_LIMIT
 
 
-def _mixed_step(X: Tensor, a: float, b: float, c: float, after_block=None) -> Tensor:
+def _mixed_step(X: Tensor, a: float, b: float, c: float, right: bool, after_block=None) -> Tensor:
     """The "mixed" step on a float32 X: A = hi·hiᵀ and B in bfloat16, X ← a·X + B·hi + B·lo block by block."""
-    m, n = X.shape[-2:]
-    A = _bf16_gram(X)
+    m, n = _sides(X, right)
+    A = _bf16_gram(X, right)
     B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # bf16 operands and result, float32 accumulation
     width = n if m * n < SMALL else min(n, MIN_BLOCK)
     scratch = A if width * 2 <= m else None  # A is dead once B exists: a float32 block fits in its bf16 storage
     return _blockwise(
-        X, width, scratch, torch.float32, lambda x, out: split_matmul(B, x, out).add_(x, alpha=a), after_block
-    )
+        X, right, width, scratch, torch.float32,
+        lambda x, out: split_matmul(B, x, out, right).add_(x, alpha=a), after_block,
+    )  # fmt: skip
 
 
-def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype, update, after_block=None) -> Tensor:
-    """X[..., j] ← update(X[..., j]) for column blocks j of `width`; update(x, out) writes its result to `out`
-    (carved from `scratch` if given), then ``after_block(j, new block)``. Where one block is all of X the result is
-    returned instead of copied back."""
-    n = X.shape[-1]
+def _blockwise(
+    X: Tensor, right: bool, width: int, scratch: Tensor | None, dtype: torch.dtype, update, after_block=None
+) -> Tensor:
+    """X[cut] ← update(X[cut]) for blocks `cut` of `width` along the long side; update(x, out) writes its result to
+    `out` (carved from `scratch` if given), then ``after_block(cut, new block)``. Where one block is all of X the
+    result is returned instead of copied back."""
+    n = _sides(X, right)[1]
     if width >= n and scratch is None:
         out = torch.empty(X.shape, dtype=dtype, device=X.device)
         update(X, out)
@@ -185,30 +230,31 @@ def _blockwise(X: Tensor, width: int, scratch: Tensor | None, dtype: torch.dtype
             after_block(slice(0, n), out)
         return out
     if scratch is None:  # one block buffer for all blocks
-        scratch = torch.empty(*X.shape[:-1], width, dtype=dtype, device=X.device)
-    for cols in _blocks(n, width):
-        x = X[..., cols]
+        scratch = torch.empty(_block_shape(X, width, right), dtype=dtype, device=X.device)
+    for cut in _blocks(n, width):
+        x = long_block(X, cut, right)
         out = _scratch(scratch, x, dtype)
         update(x, out)
         x.copy_(out)
         if after_block is not None:
-            after_block(cols, out)
+            after_block(cut, out)
     return X
 
 
-def _bf16_gram(X: Tensor) -> Tensor:
-    """hi·hiᵀ rounded to bfloat16, hi = X rounded to bfloat16, accumulated in float32. CUDA: one bf16 GEMM;
-    elsewhere float32 GEMMs over column blocks of hi (block-sized copies instead of a bf16 copy of X)."""
+def _bf16_gram(X: Tensor, right: bool = False) -> Tensor:
+    """hi·hiᵀ (hiᵀ·hi from the right) rounded to bfloat16, hi = X rounded to bfloat16, accumulated in float32.
+    CUDA: one bf16 GEMM; elsewhere float32 GEMMs over blocks of hi along the long side (block-sized copies instead
+    of a bf16 copy of X)."""
     if X.is_cuda:
-        hi = X.to(torch.bfloat16)
-        return torch.bmm(hi, hi.mT)
-    m, n = X.shape[-2:]
-    A = torch.empty(*X.shape[:-1], m, dtype=torch.bfloat16, device=X.device)
+        return _gram(X.to(torch.bfloat16), right)
+    m, n = _sides(X, right)
+    A = torch.empty(*X.shape[:-2], m, m, dtype=torch.bfloat16, device=X.device)
     part = torch.empty(*X.shape[:-2], min(m, BLOCK // 2), m, dtype=torch.float32, device=X.device)
-    for rows in _blocks(m, BLOCK // 2):  # a float32 row block of A at a time (the columns of hi are re-rounded)
+    for rows in _blocks(m, BLOCK // 2):  # a float32 row block of A at a time (the blocks of hi are re-rounded)
         acc = part[..., : rows.stop - rows.start, :].zero_()
-        for cols in _blocks(n, n if m * n < SMALL else MIN_BLOCK):
-            hi = X[..., cols].to(torch.bfloat16).float()
+        for cut in _blocks(n, n if m * n < SMALL else MIN_BLOCK):
+            hi = long_block(X, cut, right).to(torch.bfloat16).float()
+            hi = hi.mT if right else hi  # (m, block): a view
             acc.baddbmm_(hi[..., rows, :], hi.mT)
         A[..., rows, :] = acc
     return A

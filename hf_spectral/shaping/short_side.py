@@ -1,4 +1,6 @@
-"""Short side first: flatten batch dimensions and transpose tall matrices, so every kernel sees (B, m, n), m ≤ n."""
+"""Batches for the kernels: flatten batch dimensions to (B, r, c); the short-side kernels (eigh, the published
+approximations) also get tall matrices transposed, so that they see (B, m, n) with m ≤ n. The quintic kernels
+(Polar Express, Newton–Schulz, TNS) take either orientation as stored and step tall ones from the right."""
 
 from __future__ import annotations
 
@@ -8,18 +10,18 @@ from collections.abc import Callable
 from torch import Tensor
 
 
+def on_batches(M: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply `kernel` to M viewed as (B, r, c) and return the result in M's shape."""
+    *batch, m, n = M.shape
+    return kernel(M.reshape(math.prod(batch), m, n)).reshape(*batch, m, n)  # (not -1: ambiguous for an empty M)
+
+
 def on_short_side_batches(M: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
     """Apply `kernel` to M viewed as (B, m, n) with m ≤ n, and return the result in M's layout.
 
     Every shaping map commutes with transposition (shape(Mᵀ) = shape(M)ᵀ), so this only chooses the cheaper
     side for the Gram matrix XXᵀ (m × m).
     """
-    *batch, m, n = M.shape
-    X = M.reshape(math.prod(batch), m, n)  # (not -1: ambiguous for an empty M)
-    tall = m > n
-    if tall:
-        X = X.mT
-    Y = kernel(X)
-    if tall:
-        Y = Y.mT
-    return Y.reshape(*batch, m, n)
+    if M.shape[-2] <= M.shape[-1]:
+        return on_batches(M, kernel)
+    return on_batches(M.mT, kernel).mT

@@ -21,8 +21,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .precision import step_precisions
-from .quintic import run_quintic
+from .precision import iterate_dtype, step_precisions
+from .quintic import is_tall, long_block, run_quintic
 from .target import normalized, phi
 
 Quintic = tuple[float, float, float]
@@ -106,10 +106,12 @@ def check_tns_fit(fn: str, p: float, eps: float, steps: int, steps_name: str = "
 
 
 def tns_batched(X: Tensor, fit: TNSWeights, precision: str, overwrite: bool = False) -> Tensor:
-    """Y = Σ_k w_k X_k for a (B, m, n) batch with m ≤ n, with the weights and trajectory of `fit`
-    (:func:`tns_weights`); returns the accumulator: float32, or bfloat16 for precision="bf16_all".
+    """Y = Σ_k w_k X_k for a (B, r, c) batch of either orientation (:func:`~.quintic.run_quintic`), with the weights
+    and trajectory of `fit` (:func:`tns_weights`); returns the accumulator: float32, or bfloat16 for
+    precision="bf16_all".
 
-    X₀ = X/‖X‖_F in float32 (:func:`normalized`: exact for any finite X); in bf16 all but the last
+    X₀ = X/‖X‖_F (:func:`normalized`: exact for any finite X) in the first step's iterate dtype (bfloat16 in
+    "bf16_all": X₀ is rounded once, where a float32 X₀ cost two more passes over the matrix); in bf16 all but the last
     :data:`TNS_BF16_STEPS` steps run in "mixed". "bf16_all" accumulates in bfloat16 too: the sum's memory traffic
     was a quarter of the kernel's time on CPU, and on the quality runs' directions it adds 0.01-0.09 points to an
     error of 1.5-4.3 % that the bf16 rounding of the iterates sets (docs/shaping.md, "What training needs").
@@ -117,12 +119,14 @@ def tns_batched(X: Tensor, fit: TNSWeights, precision: str, overwrite: bool = Fa
     weights, steps = fit.weights, len(fit.coefficients)
     precisions = step_precisions(precision, steps, steps - TNS_BF16_STEPS)
     accumulator = torch.bfloat16 if precision == "bf16_all" else torch.float32
-    donated = overwrite and X.dtype == torch.float32 and X.is_contiguous()  # (transposed: other GEMM bits)
-    start = [normalized(X, torch.float32, out=X if donated else None)]
+    dtype = iterate_dtype(precisions[0])
+    donated = overwrite and X.dtype == dtype and X.is_contiguous()
+    start = [normalized(X, dtype, out=X if donated else None)]
     Y = torch.mul(start[0], weights[0], out=torch.empty(start[0].shape, dtype=accumulator, device=X.device))
     # pop: only run_quintic may hold the iterate, so that switching it to bf16 frees the float32 copy
-    # each new column block is added while it is in cache; a bf16 block into a float32 Y converts on the fly (as
+    # each new block is added while it is in cache; a bf16 block into a float32 Y converts on the fly (as
     # fast as converting it first, without a float32 copy)
+    right = is_tall(Y)
     run_quintic(start.pop(), fit.coefficients, precisions, held=Y.element_size() / 4,
-                each_block=lambda k, cols, x: Y[..., cols].add_(x, alpha=weights[k]))  # fmt: skip
+                each_block=lambda k, cut, x: long_block(Y, cut, right).add_(x, alpha=weights[k]))  # fmt: skip
     return Y
