@@ -23,13 +23,29 @@ from typing import Any
 
 @dataclass
 class RunRecord:
-    """One training run: its Trainer log history (``trainer_state.json``'s ``log_history``), wall time, and the p of
-    every optimizer step (empty for optimizers without p)."""
+    """One training run: its Trainer log history (``trainer_state.json``'s ``log_history``: losses, ``spectral/p``,
+    ...) and wall time."""
 
     history: list[dict[str, Any]]
     wall_time: float
-    p_by_step: dict[int, float] = field(default_factory=dict)
     run_dir: Path | None = None
+
+    @classmethod
+    def from_history(cls, history: list[dict[str, Any]], run_dir: Path | None = None) -> RunRecord:
+        """The record of a finished run: its wall time is the Trainer's ``train_runtime`` (training, with its
+        evaluations and checkpoints)."""
+        return cls(history, last(history, "train_runtime") or 0.0, run_dir)
+
+    def describe(self) -> str:
+        """The final numbers in one line: last step, last train and eval loss, wall time."""
+        finals = {key: last(self.history, key) for key in ("loss", "eval_loss")}
+        losses = ", ".join(f"{key} {value:.4f}" for key, value in finals.items() if value is not None)
+        step = max((int(e["step"]) for e in self.history if "step" in e), default=0)
+        return f"step {step}: {losses}; {self.wall_time:.1f} s"
+
+
+CURVES = ("loss", "eval_loss", "spectral/p")
+"""The logged values drawn against the step (p: only spectral optimizers log it)."""
 
 
 @dataclass
@@ -44,6 +60,12 @@ class Curve:
 def series(history: list[dict[str, Any]], key: str) -> dict[int, float]:
     """step → value of `key` in a log history (the last entry wins if a step logged it twice)."""
     return {int(e["step"]): float(e[key]) for e in history if key in e and "step" in e}
+
+
+def last(history: list[dict[str, Any]], key: str) -> float | None:
+    """The value of `key` at the last step that logged it; None if none did."""
+    values = series(history, key)
+    return values[max(values)] if values else None
 
 
 def curve(histories: list[list[dict[str, Any]]], key: str) -> Curve | None:
@@ -87,7 +109,7 @@ def _final(
     histories: list[list[dict[str, Any]]], key: str, transform: Callable[[float], float] = float
 ) -> tuple[float, float] | None:
     """Mean and sd over runs of transform(last logged `key`); None unless every run logged it."""
-    finals = [transform(s[max(s)]) for s in (series(h, key) for h in histories) if s]
+    finals = [transform(value) for h in histories if (value := last(h, key)) is not None]
     if len(finals) != len(histories):
         return None
     return statistics.fmean(finals), _sd(finals)
@@ -96,10 +118,7 @@ def _final(
 def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary:
     """Curves and table rows for every optimizer in `runs` (a name → its runs, one per seed)."""
     histories = {name: [r.history for r in records] for name, records in runs.items()}
-    curves = {name: {k: curve(h, k) for k in ("loss", "eval_loss")} for name, h in histories.items()}
-    for name, records in runs.items():
-        p_histories = [[{"step": step, "p": p} for step, p in r.p_by_step.items()] for r in records]
-        curves[name]["p"] = curve(p_histories, "p")
+    curves = {name: {k: curve(h, k) for k in CURVES} for name, h in histories.items()}
     has_eval = all(c["eval_loss"] is not None for c in curves.values())
     metric = "eval_loss" if has_eval else "loss"
     finals = {name: _final(h, metric) for name, h in histories.items()}
