@@ -74,12 +74,13 @@ def curve(histories: list[list[dict[str, Any]]], key: str) -> Curve | None:
     steps = sorted(set.intersection(*(set(s) for s in per_run))) if per_run else []
     if not steps:
         return None
-    values = [[s[step] for s in per_run] for step in steps]
-    return Curve(steps, [statistics.fmean(v) for v in values], [_sd(v) for v in values])
+    means, sds = zip(*(_mean_sd([s[step] for s in per_run]) for step in steps), strict=True)
+    return Curve(steps, list(means), list(sds))
 
 
-def _sd(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 @dataclass
@@ -96,6 +97,9 @@ class Row:
 
 @dataclass
 class Summary:
+    """The comparison: the metric and target (see the module docstring), the rows, and the curves (optimizer →
+    logged key → curve)."""
+
     metric: str
     target: float
     target_by: str
@@ -110,9 +114,7 @@ def _final(
 ) -> tuple[float, float] | None:
     """Mean and sd over runs of transform(last logged `key`); None unless every run logged it."""
     finals = [transform(value) for h in histories if (value := last(h, key)) is not None]
-    if len(finals) != len(histories):
-        return None
-    return statistics.fmean(finals), _sd(finals)
+    return _mean_sd(finals) if len(finals) == len(histories) else None
 
 
 def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary:
@@ -131,16 +133,11 @@ def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary
     for name, h in histories.items():
         c = curves[name][metric]
         reached = next((step for step, m in zip(c.steps, c.mean, strict=True) if m <= target), None) if c else None
-        walls = [r.wall_time for r in runs[name]]
-        wall = (statistics.fmean(walls), _sd(walls))
-        perplexity = _final(h, "eval_loss", _perplexity)
+        wall = _mean_sd([r.wall_time for r in runs[name]])
+        perplexity = _final(h, "eval_loss", lambda loss: math.exp(min(loss, 700.0)))  # exp(700) ≈ 1e304, no overflow
         rows.append(Row(name, _final(h, "loss"), _final(h, "eval_loss"), reached, wall, perplexity))
     seeds = max(len(records) for records in runs.values())
     return Summary(metric, target, target_by, list(baselines), seeds, rows, curves)
-
-
-def _perplexity(loss: float) -> float:
-    return math.exp(min(loss, 700.0))  # exp(700) ≈ 1e304: a diverged run shows a huge number, not an overflow
 
 
 def _cell(pair: tuple[float, float] | None, digits: int, seeds: int) -> str:
@@ -161,12 +158,10 @@ def markdown(summary: Summary) -> str:
         f"{summary.target:.4f} | wall time (s) |",
         "|---|---|---|---|---|---|",
     ]
+    seeds = summary.seeds
     for row in summary.rows:
         steps = "—" if row.steps_to_target is None else str(row.steps_to_target)
-        train, evaluation = _cell(row.final_train, 4, summary.seeds), _cell(row.final_eval, 4, summary.seeds)
-        perplexity = _cell(row.eval_perplexity, 2, summary.seeds)
-        lines.append(
-            f"| {row.optimizer} | {train} | {evaluation} | {perplexity} | {steps} | "
-            f"{_cell(row.wall_time, 1, summary.seeds)} |"
-        )
+        train, evaluation = _cell(row.final_train, 4, seeds), _cell(row.final_eval, 4, seeds)
+        perplexity, wall = _cell(row.eval_perplexity, 2, seeds), _cell(row.wall_time, 1, seeds)
+        lines.append(f"| {row.optimizer} | {train} | {evaluation} | {perplexity} | {steps} | {wall} |")
     return "\n".join(lines) + "\n"
