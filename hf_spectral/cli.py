@@ -3,7 +3,7 @@
 hf-spectral train RECIPE.yaml [--set KEY=VALUE ...] [--output-dir DIR] [--quick]
                                          train a recipe with Trainer into a run directory
 hf-spectral compare RECIPE.yaml [--optim a,b,c] [--seeds N] [--set ...] [--output-dir DIR] [--quick]
-                                         run it per optimizer and seed; write loss / p plots and a table
+                                         run it per optimizer and seed; write a loss / p figure and a table
 hf-spectral check RECIPE.yaml [--set ...] [--quick]
                                          validate a recipe; print it resolved and its accelerate command
 hf-spectral run SCRIPT.py [ARGS...]      run an unmodified HF training script with our --optim names active
@@ -78,8 +78,8 @@ def _train(ns: argparse.Namespace) -> None:
     if recipe.launch.accelerate_config:
         print(f"hf-spectral: on GPUs, launch with: {recipe.launch.command(ns.recipe)}")
     print(f"hf-spectral: training {ns.recipe} with {recipe.optimizer.name} → {run_dir}", flush=True)
-    train(recipe, run_dir)
-    print(f"hf-spectral: run directory {run_dir}")
+    record = train(recipe, run_dir)
+    print(f"hf-spectral: {record.describe()} → run directory {run_dir}")
 
 
 def _compare(ns: argparse.Namespace) -> None:
@@ -92,7 +92,7 @@ def _compare(ns: argparse.Namespace) -> None:
     print(f"hf-spectral: comparing {optimizers} ({recipe.compare.seeds} seed(s) each) → {out}", flush=True)
     result = compare(recipe, out)
     print("\n" + result.table.read_text(encoding="utf-8"))
-    print(f"hf-spectral: wrote {result.table}, {result.loss_plot}, {result.p_plot}")
+    print(f"hf-spectral: wrote {result.table}, {result.loss_plot}")
 
 
 def _check(ns: argparse.Namespace) -> None:
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = sub.add_parser("train", help="train a recipe with Trainer into a run directory")
     _recipe_arguments(train)
     train.add_argument("--output-dir", help="run directory (default: training.output_dir, else runs/RECIPE_NAME)")
-    cmp = sub.add_parser("compare", help="run a recipe per optimizer and seed; write plots and a table")
+    cmp = sub.add_parser("compare", help="run a recipe per optimizer and seed; write a figure and a table")
     _recipe_arguments(cmp)
     cmp.add_argument("--optim", help="comma-separated optimizer names (default: compare.optimizers)")
     cmp.add_argument("--seeds", type=int, help="runs per optimizer (default: compare.seeds)")

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2
 
 from hf_spectral.cli import main
 from hf_spectral.recipes import load_recipe
+from hf_spectral.recipes.summary import series
 from hf_spectral.schedules import PRESETS, Constant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,6 @@ def _history(run_dir: Path) -> list[dict]:
 def test_demo_quick_form_runs_end_to_end(tmp_path):
     assert main(["compare", str(ROOT / "recipes" / "demo.yaml"), "--quick", "--output-dir", str(tmp_path)]) == 0
     _decodes(tmp_path / "loss_curves.png")
-    _decodes(tmp_path / "p_schedule.png")
     rows = _table_rows(tmp_path / "summary.md")
     assert list(rows) == ["dynmuon", "muon", "adamw"]
     steps = load_recipe(ROOT / "recipes" / "demo.yaml", quick=True).training["max_steps"]
@@ -59,9 +59,14 @@ def test_demo_quick_form_runs_end_to_end(tmp_path):
         assert losses and all(torch.isfinite(torch.tensor(losses)))
         assert max(e["step"] for e in history if "eval_loss" in e) == steps  # the final eval is at the last step
         assert float(rows[name][0]) == pytest.approx(losses[-1], abs=1e-4)  # the table's final train loss
-    p_by_step = json.loads((tmp_path / "runs" / "dynmuon-seed0" / "results.json").read_text())["p_by_step"]
-    for step, p in p_by_step.items():  # step k used p(t = (k − 1)/steps) of the DynMuon preset
-        assert p == pytest.approx(PRESETS["dynmuon"]((int(step) - 1) / steps), abs=1e-6)
+    logged_p = series(_history(tmp_path / "runs" / "dynmuon-seed0"), "spectral/p")
+    assert logged_p
+    for step, p in logged_p.items():  # step k used p(t = (k − 1)/steps) of the DynMuon preset
+        assert p == pytest.approx(PRESETS["dynmuon"]((step - 1) / steps), abs=1e-6)
+    curves = json.loads((tmp_path / "summary.json").read_text())["curves"]  # the figure's p: the logged one
+    assert curves["adamw"]["spectral/p"] is None
+    p_curve = curves["dynmuon"]["spectral/p"]
+    assert (p_curve["steps"], p_curve["mean"], set(p_curve["sd"])) == ([*logged_p], [*logged_p.values()], {0.0})
 
 
 def test_compare_two_optimizers_two_seeds(tmp_path):
@@ -72,7 +77,6 @@ def test_compare_two_optimizers_two_seeds(tmp_path):
     argv = ["compare", str(ROOT / "recipes" / "gpt_pretrain.yaml"), "--optim", "dynmuon,adamw", "--seeds", "2"]
     assert main([*argv, *_sets(sets), "--output-dir", str(tmp_path)]) == 0
     _decodes(tmp_path / "loss_curves.png")
-    _decodes(tmp_path / "p_schedule.png")
     rows = _table_rows(tmp_path / "summary.md")
     assert list(rows) == ["dynmuon", "adamw"]
     assert all("±" in rows[name][1] for name in rows)  # mean ± sd over the two seeds
@@ -83,7 +87,7 @@ def test_compare_two_optimizers_two_seeds(tmp_path):
     assert first != second  # different seeds: different initial weights and batches
 
 
-def test_train_writes_the_run_directory(tmp_path):
+def test_train_writes_the_run_directory(tmp_path, capsys):
     path = ROOT / "recipes" / "demo.yaml"
     sets = ["training.save_strategy=steps", "training.save_steps=3"]
     assert main(["train", str(path), "--quick", *_sets(sets), "--output-dir", str(tmp_path)]) == 0
@@ -91,12 +95,13 @@ def test_train_writes_the_run_directory(tmp_path):
     expected = load_recipe(path, [("training.save_strategy", "steps"), ("training.save_steps", 3)], quick=True)
     assert resolved == expected
     assert (tmp_path / "checkpoint-3").is_dir() and (tmp_path / "checkpoint-6").is_dir()
-    logs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    train_logs = [e for e in logs if "loss" in e]
-    assert [e["step"] for e in train_logs] == [e["step"] for e in _history(tmp_path) if "loss" in e]
-    assert all("spectral/p" in e for e in train_logs) and any("eval_loss" in e for e in logs)
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["optimizer"] == "dynmuon" and results["steps"] == expected.training["max_steps"]
+    history = _history(tmp_path)  # every Trainer log, p next to each train loss
+    train_logs = [e for e in history if "loss" in e]
+    assert train_logs and all("spectral/p" in e for e in train_logs) and any("eval_loss" in e for e in history)
+    steps = expected.training["max_steps"]
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["global_step"] == steps
+    final = f"step {steps}: loss {train_logs[-1]['loss']:.4f}, eval_loss {series(history, 'eval_loss')[steps]:.4f}"
+    assert final in capsys.readouterr().out  # the final numbers, printed
     assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
 
 

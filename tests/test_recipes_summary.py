@@ -9,14 +9,16 @@ import statistics
 import pytest
 from matplotlib.image import imread
 
-from hf_spectral.recipes.plots import loss_figure, p_figure
+from hf_spectral.recipes.plots import loss_figure
 from hf_spectral.recipes.summary import RunRecord, curve, markdown, summarize
 
 
-def _history(train: list[float], evals: list[float], every: int = 10) -> list[dict]:
-    """Trainer-style log history: a train loss every `every` steps, an eval loss every 2·`every`."""
+def _history(train: list[float], evals: list[float], every: int = 10, p: dict[int, float] | None = None) -> list[dict]:
+    """Trainer-style log history: a train loss every `every` steps, an eval loss every 2·`every`, and the
+    ``spectral/p`` the callback logs at the steps of `p`."""
     out = [{"loss": v, "step": every * (i + 1)} for i, v in enumerate(train)]
     out += [{"eval_loss": v, "step": 2 * every * (i + 1)} for i, v in enumerate(evals)]
+    out += [{"spectral/p": v, "step": step} for step, v in (p or {}).items()]
     return sorted(out, key=lambda e: e["step"])
 
 
@@ -25,12 +27,12 @@ def _runs() -> dict[str, list[RunRecord]]:
     baselines; two seeds each."""
     return {
         "dynmuon": [
-            RunRecord(_history([4.0, 3.0, 2.5, 2.0], [3.0, 1.9]), 10.0, {1: 0.66, 40: -0.25}),
-            RunRecord(_history([4.2, 3.2, 2.7, 2.2], [3.2, 2.1]), 12.0, {1: 0.66, 40: -0.25}),
+            RunRecord(_history([4.0, 3.0, 2.5, 2.0], [3.0, 1.9], p={1: 0.66, 40: -0.25}), 10.0),
+            RunRecord(_history([4.2, 3.2, 2.7, 2.2], [3.2, 2.1], p={1: 0.66, 40: -0.25}), 12.0),
         ],
         "muon": [
-            RunRecord(_history([4.0, 3.5, 3.0, 2.5], [3.5, 1.9]), 8.0, {1: 0.0, 40: 0.0}),
-            RunRecord(_history([4.0, 3.5, 3.0, 2.5], [3.5, 2.1]), 9.0, {1: 0.0, 40: 0.0}),
+            RunRecord(_history([4.0, 3.5, 3.0, 2.5], [3.5, 1.9], p={1: 0.0, 40: 0.0}), 8.0),
+            RunRecord(_history([4.0, 3.5, 3.0, 2.5], [3.5, 2.1], p={1: 0.0, 40: 0.0}), 9.0),
         ],
         "adamw": [
             RunRecord(_history([4.0, 3.8, 3.6, 3.4], [3.9, 3.0]), 7.0),
@@ -63,7 +65,15 @@ def test_summary_target_steps_and_rows():
     assert rows["adamw"].wall_time == (7.0, 0.0)
     ppl = [math.exp(1.9), math.exp(2.1)]  # per run, then mean ± sd: not exp of the mean loss
     assert rows["muon"].eval_perplexity == pytest.approx((statistics.fmean(ppl), statistics.stdev(ppl)))
-    assert summary.curves["adamw"]["p"] is None and summary.curves["dynmuon"]["p"].mean == [0.66, -0.25]
+    p = summary.curves["dynmuon"]["spectral/p"]  # from the logged spectral/p, as the optimizer's callback logs it
+    assert summary.curves["adamw"]["spectral/p"] is None and (p.steps, p.mean) == ([1, 40], [0.66, -0.25])
+
+
+def test_run_record_from_a_trainer_log_history():
+    history = [*_history([4.0, 3.0], [2.5]), {"train_runtime": 12.5, "train_loss": 3.5, "step": 20}]
+    record = RunRecord.from_history(history)
+    assert record.wall_time == 12.5  # the Trainer's train_runtime
+    assert record.describe() == "step 20: loss 3.0000, eval_loss 2.5000; 12.5 s"
 
 
 def test_without_evaluation_the_train_loss_is_compared():
@@ -86,9 +96,8 @@ def test_markdown_has_one_row_per_optimizer_with_mean_and_sd():
     )
 
 
-def test_figures_are_pngs_that_decode(tmp_path):
-    summary = summarize(_runs(), ["muon", "adamw"])
-    for draw, name in ((loss_figure, "loss.png"), (p_figure, "p.png")):
-        image = imread(draw(summary, tmp_path / name))
-        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
-        assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
+def test_figure_is_a_png_that_decodes(tmp_path):
+    """One figure: train loss, eval loss and p side by side."""
+    image = imread(loss_figure(summarize(_runs(), ["muon", "adamw"]), tmp_path / "loss.png"))
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 3 * image.shape[0]
+    assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas

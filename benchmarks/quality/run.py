@@ -19,7 +19,8 @@ Peers (PEERS: torch.optim.Muon, heavyball's Muon) get the same parameter split a
 is not installed is skipped with a message. Ablations run with 3 seeds at AdamW's chosen lr of their task (what
 the defaults are for), or ABLATION_LR if that task has not run.
 
-Results go to benchmarks/quality/results/<scale>/<task>/ (summary.md, sweep.md, results.json, PNGs, run dirs).
+Results go to benchmarks/quality/results/<scale>/<task>/ (summary.md, sweep.md, results.json, loss_curves.png, run
+dirs).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import peers
 from hf_spectral.recipes.compare import base_seed
 from hf_spectral.recipes.data import Prepared, prepare
 from hf_spectral.recipes.load import load_recipe
-from hf_spectral.recipes.plots import loss_figure, p_figure
+from hf_spectral.recipes.plots import loss_figure
 from hf_spectral.recipes.runner import train
 from hf_spectral.recipes.summary import RunRecord, markdown, series, summarize
 
@@ -345,9 +346,7 @@ class Bench:
         if not marker.is_file() or json.loads(marker.read_text()) != _config_dict(config):
             return None
         state = json.loads((run_dir / "trainer_state.json").read_text())
-        results = json.loads((run_dir / "results.json").read_text())
-        p_by_step = {int(k): v for k, v in (results.get("p_by_step") or {}).items()}
-        return RunRecord(state["log_history"], results["wall_time_s"], p_by_step, run_dir)
+        return RunRecord.from_history(state["log_history"], run_dir)
 
     def sweep_then_seeds(self, configs: tuple[Config, ...], grid: tuple[float, ...], seeds: int) -> dict[str, float]:
         """The protocol's steps 1–2; returns the chosen lr per label."""
@@ -401,7 +400,7 @@ class Bench:
 
     def report(self, title: str, tables: dict[str, tuple[dict[str, float], str]]) -> str:
         """summary.md (one table per entry of `tables`: name → (chosen lr per label, baseline)), sweep.md,
-        results.json and the figures (of the first table)."""
+        results.json and the figure (of the first table)."""
         texts, summaries = [], []
         for name, (chosen, baseline) in tables.items():
             text, summary = self.table(name, chosen, baseline)
@@ -419,7 +418,6 @@ class Bench:
                     "eval_loss": series(r.record.history, "eval_loss")} for r in self.runs]  # fmt: skip
         (self.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         loss_figure(summaries[0], self.out / "loss_curves.png")
-        p_figure(summaries[0], self.out / "p_schedule.png")
         return text
 
     def _at(self, chosen: dict[str, float], label: str) -> list[Run]:

@@ -1,9 +1,9 @@
 """`hf-spectral compare`: the same recipe once per optimizer and seed, then the table and the figures.
 
 Output directory: ``recipe.yaml`` (resolved), ``tokenizer/`` (if trained), ``runs/<optimizer>-seed<N>/`` (one run
-directory each, see runner.py), ``summary.md`` (the table), ``summary.json``, ``loss_curves.png``,
-``p_schedule.png``. Data and tokenizer are prepared once and shared by all runs; every run with the same seed
-starts from the same weights and sees the same batches.
+directory each, see runner.py), ``summary.md`` (the table), ``summary.json`` and ``loss_curves.png`` (train loss,
+eval loss and p). Data and tokenizer are prepared once and shared by all runs; every run with the same seed starts
+from the same weights and sees the same batches.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import prepare
 from .load import dump_recipe
-from .plots import loss_figure, p_figure
+from .plots import loss_figure
 from .runner import train
 from .schema import Recipe
 from .summary import RunRecord, Summary, markdown, summarize
@@ -23,12 +23,11 @@ from .summary import RunRecord, Summary, markdown, summarize
 
 @dataclass
 class Comparison:
-    """What a comparison wrote: the summary and the paths of the table and figures."""
+    """What a comparison wrote: the summary and the paths of the table and the figure."""
 
     summary: Summary
     table: Path
     loss_plot: Path
-    p_plot: Path
 
 
 def base_seed(recipe: Recipe) -> int:
@@ -39,7 +38,7 @@ def base_seed(recipe: Recipe) -> int:
 
 
 def compare(recipe: Recipe, output_dir: Path) -> Comparison:
-    """Run every ``compare.optimizers`` × ``compare.seeds`` and write the table and figures into `output_dir`."""
+    """Run every ``compare.optimizers`` × ``compare.seeds`` and write the table and the figure into `output_dir`."""
     from accelerate import PartialState
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -55,12 +54,9 @@ def compare(recipe: Recipe, output_dir: Path) -> Comparison:
             run_dir = output_dir / "runs" / f"{name}-seed{seed}"
             runs.setdefault(name, []).append(train(recipe.for_run(name, seed), run_dir, prepared))
     summary = summarize(runs, recipe.compare.baselines())
-    result = Comparison(
-        summary, output_dir / "summary.md", output_dir / "loss_curves.png", output_dir / "p_schedule.png"
-    )
+    result = Comparison(summary, output_dir / "summary.md", output_dir / "loss_curves.png")
     if main:
         result.table.write_text(markdown(summary), encoding="utf-8")
         (output_dir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=1) + "\n")
         loss_figure(summary, result.loss_plot)
-        p_figure(summary, result.p_plot)
     return result

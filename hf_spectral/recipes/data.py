@@ -59,9 +59,9 @@ def build_tokenizer(recipe: Recipe, raw_train: Any, directory: Path) -> Any:
         return train_tokenizer(texts, section.train.vocab_size, directory)
 
 
-def lm_blocks(raw: Any, tokenizer: Any, column: str, block_size: int, max_samples: int | None) -> Any:
+def lm_blocks(raw: Any, tokenizer: Any, data: DataSection, max_samples: int | None) -> Any:
     """Tokenize, join (EOS between documents) and cut into blocks; at most `max_samples` blocks, in order."""
-    eos = tokenizer.eos_token_id
+    eos, column, block_size = tokenizer.eos_token_id, data.text_column, data.block_size
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         ids = tokenizer(batch[column])["input_ids"]
@@ -91,8 +91,6 @@ def prepare(recipe: Recipe, directory: Path) -> Prepared:
         raw_eval = load_texts(data, data.eval_split) if data.eval_split else None
     tokenizer = build_tokenizer(recipe, raw_train, directory / "tokenizer")
     with PartialState().main_process_first():
-        train = lm_blocks(raw_train, tokenizer, data.text_column, data.block_size, data.max_train_samples)
-        evaluation = None
-        if raw_eval is not None:
-            evaluation = lm_blocks(raw_eval, tokenizer, data.text_column, data.block_size, data.max_eval_samples)
+        train = lm_blocks(raw_train, tokenizer, data, data.max_train_samples)
+        evaluation = None if raw_eval is None else lm_blocks(raw_eval, tokenizer, data, data.max_eval_samples)
     return Prepared(tokenizer, train, evaluation)

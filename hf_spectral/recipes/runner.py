@@ -1,16 +1,14 @@
 """One training run of a recipe through ``transformers.Trainer``: the model from ``from_pretrained`` or
 ``from_config`` (in LoRA adapters when the recipe has a ``peft`` section), the data of data.py.
 
-The run directory holds ``recipe.yaml`` (the resolved recipe: every key, defaults included), ``metrics.jsonl`` (every
-Trainer log line as it happens: loss, eval_loss, learning_rate, spectral/p, ...), ``trainer_state.json``,
-``results.json`` (final losses, wall time, the p of every step), the Trainer's ``checkpoint-*`` directories (per
-``training.save_*``) and the final model and tokenizer.
+The run directory holds ``recipe.yaml`` (the resolved recipe: every key, defaults included), ``trainer_state.json``
+(its ``log_history``: every Trainer log — loss, eval_loss, learning_rate, spectral/p, ... — and the train_runtime),
+the Trainer's ``checkpoint-*`` directories (per ``training.save_*``) and the final model and tokenizer. Logs stream
+as they happen through ``training.report_to`` (tensorboard, wandb, ...).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,34 +73,6 @@ def build_model(recipe: Recipe, tokenizer: Any) -> Any:
     return model
 
 
-def _run_logger(path: Path, append: bool) -> Any:
-    from transformers import TrainerCallback
-
-    from ..integrations.callback import unwrap_optimizer
-
-    class RunLog(TrainerCallback):
-        """Appends each Trainer log (with its step) as one JSON line to `path` (main process only), and keeps the
-        p of every optimizer step in ``p_by_step`` (the logs have it only on logging steps)."""
-
-        def __init__(self) -> None:
-            self.p_by_step: dict[int, float] = {}
-            if not append:
-                path.write_text("")
-
-        def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-            opt = unwrap_optimizer(optimizer)
-            p = opt.current_p() if opt is not None else None
-            if p is not None:
-                self.p_by_step[state.global_step] = p
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-            if logs and state.is_world_process_zero:
-                with path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
-    return RunLog()
-
-
 def train(
     recipe: Recipe,
     run_dir: Path,
@@ -119,12 +89,10 @@ def train(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     args = training_arguments(recipe, run_dir)
-    main = args.process_index == 0
-    if main:
+    if args.process_index == 0:
         (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     prepared = prepared or prepare(recipe, run_dir)
     set_seed(args.seed)  # before the model: a config-built model's weights come from this seed
-    log = _run_logger(run_dir / "metrics.jsonl", append=bool(args.resume_from_checkpoint))
     trainer = Trainer(
         model=model if model is not None else build_model(recipe, prepared.tokenizer),
         args=args,
@@ -132,34 +100,12 @@ def train(
         eval_dataset=prepared.eval,
         data_collator=default_data_collator,
         processing_class=prepared.tokenizer,
-        callbacks=[log, *callbacks],
+        callbacks=list(callbacks),
         **(trainer_kwargs or {}),
     )
-    start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     if prepared.eval is not None and trainer.state.global_step not in series(trainer.state.log_history, "eval_loss"):
         trainer.evaluate()  # the final eval loss is always measured at the last step
-    wall_time = time.perf_counter() - start
     trainer.save_model()
     trainer.save_state()
-    record = RunRecord(list(trainer.state.log_history), wall_time, log.p_by_step, run_dir)
-    if main:
-        (run_dir / "results.json").write_text(json.dumps(_results(recipe, record, args.seed), indent=2) + "\n")
-    return record
-
-
-def _results(recipe: Recipe, record: RunRecord, seed: int) -> dict[str, Any]:
-    def last(key: str) -> float | None:
-        values = series(record.history, key)
-        return values[max(values)] if values else None
-
-    steps = series(record.history, "loss")
-    return {
-        "optimizer": recipe.optimizer.name,
-        "seed": seed,
-        "steps": max(steps) if steps else 0,
-        "final_train_loss": last("loss"),
-        "final_eval_loss": last("eval_loss"),
-        "wall_time_s": round(record.wall_time, 2),
-        "p_by_step": record.p_by_step or None,
-    }
+    return RunRecord.from_history(list(trainer.state.log_history), run_dir)

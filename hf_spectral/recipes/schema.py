@@ -174,8 +174,7 @@ class LaunchSection:
     def validate(self, key: str, base_dir: Path | None) -> None:
         _at_least(1, key, num_processes=self.num_processes)
         if self.accelerate_config is not None:
-            path = Path(self.accelerate_config)
-            path = base_dir / path if not path.is_absolute() and base_dir is not None else path
+            path = (base_dir or Path()) / self.accelerate_config  # an absolute path stays as it is
             if not path.is_file():
                 raise RecipeError(f"{key}.accelerate_config", f"no such file: {path}")
             self.accelerate_config = str(path.resolve())
@@ -184,10 +183,8 @@ class LaunchSection:
         """The launch command line for `recipe_path` (the config relative to the working directory if below it)."""
         parts = ["accelerate launch"]
         if self.accelerate_config:
-            config = Path(self.accelerate_config)
-            parts.append(
-                f"--config_file {config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config}"
-            )
+            config, cwd = Path(self.accelerate_config), Path.cwd()
+            parts.append(f"--config_file {config.relative_to(cwd) if config.is_relative_to(cwd) else config}")
         if self.num_processes:
             parts.append(f"--num_processes {self.num_processes}")
         return " ".join([*parts, "-m hf_spectral train", recipe_path])
@@ -263,9 +260,7 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """Every key with its value (defaults included), ready for YAML."""
-        out = dataclasses.asdict(self)
-        out.pop("source")
-        return out
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "source"}
 
 
 def _check_optimizer_name(name: str, key: str) -> None:
@@ -273,11 +268,10 @@ def _check_optimizer_name(name: str, key: str) -> None:
 
     from ..integrations.optim_args import OPTIMIZER_NAMES
 
-    if name in OPTIMIZER_NAMES or name in ADAMW_ALIAS or name in OptimizerNames._value2member_map_:
-        return
     names = [*OPTIMIZER_NAMES, *ADAMW_ALIAS]
-    others = [n.value for n in OptimizerNames if n.value not in OPTIMIZER_NAMES]
-    raise unknown_key(key, [*names, *others], "optimizer name", f"{', '.join(names)}, or a transformers --optim name")
+    accepted = [*names, *(n.value for n in OptimizerNames if n.value not in OPTIMIZER_NAMES)]
+    if name not in accepted:
+        raise unknown_key(key, accepted, "optimizer name", f"{', '.join(names)}, or a transformers --optim name")
 
 
 def _at_least(minimum: float, key: str, **values: float | None) -> None:

@@ -23,13 +23,29 @@ from typing import Any
 
 @dataclass
 class RunRecord:
-    """One training run: its Trainer log history (``trainer_state.json``'s ``log_history``), wall time, and the p of
-    every optimizer step (empty for optimizers without p)."""
+    """One training run: its Trainer log history (``trainer_state.json``'s ``log_history``: losses, ``spectral/p``,
+    ...) and wall time."""
 
     history: list[dict[str, Any]]
     wall_time: float
-    p_by_step: dict[int, float] = field(default_factory=dict)
     run_dir: Path | None = None
+
+    @classmethod
+    def from_history(cls, history: list[dict[str, Any]], run_dir: Path | None = None) -> RunRecord:
+        """The record of a finished run: its wall time is the Trainer's ``train_runtime`` (training, with its
+        evaluations and checkpoints)."""
+        return cls(history, last(history, "train_runtime") or 0.0, run_dir)
+
+    def describe(self) -> str:
+        """The final numbers in one line: last step, last train and eval loss, wall time."""
+        finals = {key: last(self.history, key) for key in ("loss", "eval_loss")}
+        losses = ", ".join(f"{key} {value:.4f}" for key, value in finals.items() if value is not None)
+        step = max((int(e["step"]) for e in self.history if "step" in e), default=0)
+        return f"step {step}: {losses}; {self.wall_time:.1f} s"
+
+
+CURVES = ("loss", "eval_loss", "spectral/p")
+"""The logged values drawn against the step (p: only spectral optimizers log it)."""
 
 
 @dataclass
@@ -46,18 +62,25 @@ def series(history: list[dict[str, Any]], key: str) -> dict[int, float]:
     return {int(e["step"]): float(e[key]) for e in history if key in e and "step" in e}
 
 
+def last(history: list[dict[str, Any]], key: str) -> float | None:
+    """The value of `key` at the last step that logged it; None if none did."""
+    values = series(history, key)
+    return values[max(values)] if values else None
+
+
 def curve(histories: list[list[dict[str, Any]]], key: str) -> Curve | None:
     """Mean and sd of `key` over runs at the steps all runs logged; None when no run logged it."""
     per_run = [series(h, key) for h in histories]
     steps = sorted(set.intersection(*(set(s) for s in per_run))) if per_run else []
     if not steps:
         return None
-    values = [[s[step] for s in per_run] for step in steps]
-    return Curve(steps, [statistics.fmean(v) for v in values], [_sd(v) for v in values])
+    means, sds = zip(*(_mean_sd([s[step] for s in per_run]) for step in steps), strict=True)
+    return Curve(steps, list(means), list(sds))
 
 
-def _sd(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 @dataclass
@@ -74,6 +97,9 @@ class Row:
 
 @dataclass
 class Summary:
+    """The comparison: the metric and target (see the module docstring), the rows, and the curves (optimizer →
+    logged key → curve)."""
+
     metric: str
     target: float
     target_by: str
@@ -87,19 +113,14 @@ def _final(
     histories: list[list[dict[str, Any]]], key: str, transform: Callable[[float], float] = float
 ) -> tuple[float, float] | None:
     """Mean and sd over runs of transform(last logged `key`); None unless every run logged it."""
-    finals = [transform(s[max(s)]) for s in (series(h, key) for h in histories) if s]
-    if len(finals) != len(histories):
-        return None
-    return statistics.fmean(finals), _sd(finals)
+    finals = [transform(value) for h in histories if (value := last(h, key)) is not None]
+    return _mean_sd(finals) if len(finals) == len(histories) else None
 
 
 def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary:
     """Curves and table rows for every optimizer in `runs` (a name → its runs, one per seed)."""
     histories = {name: [r.history for r in records] for name, records in runs.items()}
-    curves = {name: {k: curve(h, k) for k in ("loss", "eval_loss")} for name, h in histories.items()}
-    for name, records in runs.items():
-        p_histories = [[{"step": step, "p": p} for step, p in r.p_by_step.items()] for r in records]
-        curves[name]["p"] = curve(p_histories, "p")
+    curves = {name: {k: curve(h, k) for k in CURVES} for name, h in histories.items()}
     has_eval = all(c["eval_loss"] is not None for c in curves.values())
     metric = "eval_loss" if has_eval else "loss"
     finals = {name: _final(h, metric) for name, h in histories.items()}
@@ -112,16 +133,11 @@ def summarize(runs: dict[str, list[RunRecord]], baselines: list[str]) -> Summary
     for name, h in histories.items():
         c = curves[name][metric]
         reached = next((step for step, m in zip(c.steps, c.mean, strict=True) if m <= target), None) if c else None
-        walls = [r.wall_time for r in runs[name]]
-        wall = (statistics.fmean(walls), _sd(walls))
-        perplexity = _final(h, "eval_loss", _perplexity)
+        wall = _mean_sd([r.wall_time for r in runs[name]])
+        perplexity = _final(h, "eval_loss", lambda loss: math.exp(min(loss, 700.0)))  # exp(700) ≈ 1e304, no overflow
         rows.append(Row(name, _final(h, "loss"), _final(h, "eval_loss"), reached, wall, perplexity))
     seeds = max(len(records) for records in runs.values())
     return Summary(metric, target, target_by, list(baselines), seeds, rows, curves)
-
-
-def _perplexity(loss: float) -> float:
-    return math.exp(min(loss, 700.0))  # exp(700) ≈ 1e304: a diverged run shows a huge number, not an overflow
 
 
 def _cell(pair: tuple[float, float] | None, digits: int, seeds: int) -> str:
@@ -142,12 +158,10 @@ def markdown(summary: Summary) -> str:
         f"{summary.target:.4f} | wall time (s) |",
         "|---|---|---|---|---|---|",
     ]
+    seeds = summary.seeds
     for row in summary.rows:
         steps = "—" if row.steps_to_target is None else str(row.steps_to_target)
-        train, evaluation = _cell(row.final_train, 4, summary.seeds), _cell(row.final_eval, 4, summary.seeds)
-        perplexity = _cell(row.eval_perplexity, 2, summary.seeds)
-        lines.append(
-            f"| {row.optimizer} | {train} | {evaluation} | {perplexity} | {steps} | "
-            f"{_cell(row.wall_time, 1, summary.seeds)} |"
-        )
+        train, evaluation = _cell(row.final_train, 4, seeds), _cell(row.final_eval, 4, seeds)
+        perplexity, wall = _cell(row.eval_perplexity, 2, seeds), _cell(row.wall_time, 1, seeds)
+        lines.append(f"| {row.optimizer} | {train} | {evaluation} | {perplexity} | {steps} | {wall} |")
     return "\n".join(lines) + "\n"
