@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         "DynMuon at p = -0.1, 7 fixed-quintic steps (the default before the 6-step trajectory)": lambda: MuonP(
             model, lr=1e-3, p=-0.1, ns_steps=7
         ),
-        "DynMuon at p = -0.1, floor 1e-2 (TNS-6 fixed quintic, bf16_all)": lambda: MuonP(
-            model, lr=1e-3, p=-0.1, floor=1e-2
+        "DynMuon at p = -0.1, floor 5e-3 (5-step trajectory: Muon's step count)": lambda: MuonP(
+            model, lr=1e-3, p=-0.1, floor=5e-3
         ),
         "DynMuon at p = -0.1, before issue 15 (TNS-8, floor 1e-3, fp32)": lambda: MuonP(
             model, lr=1e-3, p=-0.1, floor=1e-3, ns_steps=8, precision="fp32"

@@ -45,8 +45,9 @@ class SpectralConfig:
     p: PSpec = field(
         default=0.0, metadata=doc("spectral power: a number in [−1, 2], a schedule spec or a preset name", "per name")
     )
-    # floor ε = 3e-3: a larger ε lets fewer TNS steps fit φ and damps the bf16 rounding that φ amplifies below it;
-    # 1e-2 lost 0.03 nats on the quality fine-tune, 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")
+    # floor ε = 3e-3: a larger ε lets fewer TNS steps fit φ and damps the bf16 rounding that φ amplifies below it,
+    # but costs on the quality fine-tune (1e-2: 0.03 nats; 5e-3, where DynMuon's p range takes Muon's 5 steps:
+    # 0.007); 3e-3 and 1e-3 tie (docs/shaping.md, "What training needs")
     floor: float = field(
         default=3e-3,
         metadata=doc("ε of φ(s) = s(s² + ε²)^((p−1)/2): directions below ε·‖D‖_F are damped; in (0, 1]", "3e-3"),
@@ -62,7 +63,7 @@ class SpectralConfig:
         default=None,
         metadata=doc(
             "iterations of tns / polar / newton_schulz, 1–100",
-            "tns: the fewest that fit φ within 2.5 % (6 at floor 3e-3, p ≥ −0.25); polar: 5",
+            "tns: the fewest that fit φ within 2.5 % (6 at floor 3e-3, p ≥ −0.3; 5 at floor 5e-3, |p| ≤ 0.1); polar: 5",
         ),
     )
     base: Base = field(default="momentum", metadata=doc("what is shaped: the momentum, or Adam's m̂/(√v̂ + ε)"))
@@ -161,8 +162,9 @@ class AdamWConfig:
 def optimizer_tns_steps(floor: float, p: float) -> int:
     """TNS steps for the optimizers when ``ns_steps`` is not set: the fewest (up to :data:`MAX_DEFAULT_STEPS`) whose
     scalar fit of φ at (p, floor) is within :data:`DEFAULT_FIT_ERROR`, else the best-fitting number. At the default
-    floor 3e-3: 6 for p in [−0.3, 1] (the tabled 6-step trajectory), 7 at p = −0.5; 8 at floor 1e-3
-    (spectral_power's default). Cached: the optimizer asks for every matrix at every step."""
+    floor 3e-3: 6 for p in [−0.3, 1] (a tabled 6-step trajectory), 7 at p = −0.5; at floor 5e-3: 5 for p in
+    [−0.1, 0.1] (DynMuon's range, on its tabled 5-step trajectory), 6 elsewhere; 8 at floor 1e-3 (spectral_power's
+    default). Cached: the optimizer asks for every matrix at every step."""
     fits = []
     for steps in range(1, MAX_DEFAULT_STEPS + 1):
         fits.append(tns_weights(p, floor, steps).fit_error)

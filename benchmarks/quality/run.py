@@ -229,6 +229,24 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             PREVIOUS_SHAPING,
         ),
     ),
+    # issue 15: the default floor became 5e-3, where DynMuon's p range takes 5 steps (TRAJECTORY_K5_DYNMUON) and
+    # the other p 6 (TRAJECTORY_K6_EPS5E3); floor 3e-3 is the 0.2.0 default (6 steps on TRAJECTORY_K6_EPS3E3)
+    "shaping cost vs training (issue 15): 5 TNS steps at floor 5e-3 (pre-training)": (
+        "pretrain",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"ns_steps": 6}),
+            Config("dynmuon_tns6_floor3e-3", "dynmuon", {"floor": 3e-3}),
+        ),
+    ),
+    "shaping cost vs training (issue 15): 5 TNS steps at floor 5e-3 (full fine-tune)": (
+        "finetune_full",
+        (
+            Config("dynmuon", "dynmuon"),
+            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"ns_steps": 6}),
+            Config("dynmuon_tns6_floor3e-3", "dynmuon", {"floor": 3e-3}),
+        ),
+    ),
 }
 GPU_SCALE = {  # ~100 M parameters, a few thousand steps
     "model.config.hidden_size": 768,

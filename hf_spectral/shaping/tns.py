@@ -8,7 +8,7 @@ X₀ = M/‖M‖_F and returns
 
 where the K+1 scalars w(p, ε) are the least-squares fit of Σ_k w_k g_k(s)/φ(s) ≈ 1 on 400 log-spaced
 s ∈ [ε/30, 1] (relative error, ridge 1e-8). The trajectory is one fixed quintic repeated (:data:`TNS_COEFFICIENTS`)
-or, where one is tabled for K (:data:`TNS_TRAJECTORIES`), a sequence of quintics fitted for a floor; for each
+or, where tabled for K (:data:`TNS_TRAJECTORIES`), a sequence of quintics fitted for a floor; for each
 (p, ε, K) the one whose fit is better is used. The cost is exactly K quintic steps.
 """
 
@@ -28,20 +28,39 @@ from .target import normalized, phi
 Quintic = tuple[float, float, float]
 TNS_COEFFICIENTS: Quintic = (2.54815, -3.50720, 1.60367)
 """The fixed quintic (repeated K times): fits φ within ~1.4 % for p in [−0.5, 1] at K = 8, ε = 1e-3."""
-TNS_TRAJECTORIES: dict[int, tuple[Quintic, ...]] = {
-    # Six quintics fitted (shared by every p; only the weights depend on p) for ε = 3e-3, with every iterate
-    # bounded by 1.5 on [0, 1.05] (robust in bf16): fit within 1.3 % for p in [−0.25, 1] (the fixed quintic
-    # needs 7 steps for 1.8 %), 4.3 % at p = −0.5. Found by variable projection (Nelder–Mead / Powell over the
-    # 18 coefficients, the weights by least squares inside): docs/shaping.md, "What training needs".
-    6: (
-        (2.9905223730461645, -4.287146971023622, 1.9277260371504028),
-        (3.47634691534626, -5.512335779741372, 2.5881529138357853),
-        (3.462908735326154, -4.260029725538277, 1.6178940096311851),
-        (2.4625156293400905, -2.2805993576884305, 0.661634426332165),
-        (2.3065182780810773, -2.861674602045126, 1.218758633289284),
-        (3.2068332679074456, -3.2273066423299444, 1.6902114185901798),
-    ),
-}
+TRAJECTORY_K5_DYNMUON: tuple[Quintic, ...] = (
+    (6.6731513295278155, -13.223296698103868, 7.283929107496986),
+    (2.8853370301378276, -1.6186194859616927, 0.27629791432826223),
+    (3.042554512675345, -2.2324632238672915, 0.48745924364598703),
+    (1.9168866038703165, -1.4531570050887503, 0.3467976078183299),
+    (2.2691184056710196, -5.024928133157675, 2.7001332374420866),
+)
+"""Five quintics for DynMuon's p range [−0.1, 0.1] at ε = 5e-3, its default floor: a large first step, every
+iterate bounded by 2 on [0, 1.05]; fit within 2.1 % there, at Muon's five steps (outside it: 6.4 % at p = −0.25,
+3.8 % at 0.5, so other p take 6 steps). At ε = 3e-3 no 5-step trajectory found fits within 7 %."""
+TRAJECTORY_K6_EPS3E3: tuple[Quintic, ...] = (
+    (2.9905223730461645, -4.287146971023622, 1.9277260371504028),
+    (3.47634691534626, -5.512335779741372, 2.5881529138357853),
+    (3.462908735326154, -4.260029725538277, 1.6178940096311851),
+    (2.4625156293400905, -2.2805993576884305, 0.661634426332165),
+    (2.3065182780810773, -2.861674602045126, 1.218758633289284),
+    (3.2068332679074456, -3.2273066423299444, 1.6902114185901798),
+)
+"""Six quintics for ε = 3e-3, every iterate bounded by 1.5 on [0, 1.05] (robust in bf16): fit within 1.3 % for p in
+[−0.25, 1] (the fixed quintic needs 7 steps for 1.8 %), 4.3 % at p = −0.5."""
+TRAJECTORY_K6_EPS5E3: tuple[Quintic, ...] = (
+    (2.9177754293995433, -4.110192252203913, 1.8363360154288146),
+    (2.9568072360821867, -4.2092591729660045, 1.8551031145253472),
+    (2.66660568470636, -3.555510172395178, 1.5162146993870274),
+    (2.5513347262115587, -3.502866708561509, 1.6517519904081353),
+    (2.414933539723371, -3.3885894523291524, 1.729705657794236),
+    (3.5206197516235362, -3.605942077807112, 1.6041174880189975),
+)
+"""Six quintics for ε = 5e-3, bounded by 1.5: fit within 0.6 % for p in [−0.25, 1], 1.9 % at p = −0.5."""
+TNS_TRAJECTORIES: tuple[tuple[Quintic, ...], ...] = (TRAJECTORY_K5_DYNMUON, TRAJECTORY_K6_EPS3E3, TRAJECTORY_K6_EPS5E3)
+"""Per-step trajectories fitted for a floor (shared by every p; only the weights depend on p), found by variable
+projection (Nelder–Mead / Powell over the coefficients, the weights by least squares inside): docs/shaping.md,
+"What training needs". For each (p, ε, K) `tns_weights` uses whichever of these and the fixed quintic fits best."""
 TNS_DEFAULT_STEPS = 8
 FIT_POINTS = 400
 FIT_FLOOR_FACTOR = 30.0  # the fit grid starts at ε / 30
@@ -63,8 +82,8 @@ class TNSWeights(NamedTuple):
 
 
 def trajectories(steps: int) -> list[tuple[Quintic, ...]]:
-    """The candidate trajectories of K = `steps` quintic steps: the fixed quintic, and the tabled one if any."""
-    return [(TNS_COEFFICIENTS,) * steps, *([TNS_TRAJECTORIES[steps]] if steps in TNS_TRAJECTORIES else [])]
+    """The candidate trajectories of K = `steps` quintic steps: the fixed quintic, and the tabled ones of K steps."""
+    return [(TNS_COEFFICIENTS,) * steps, *(t for t in TNS_TRAJECTORIES if len(t) == steps)]
 
 
 def _iterates(s: Tensor, coefficients: tuple[Quintic, ...]) -> Tensor:
