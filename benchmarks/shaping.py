@@ -4,8 +4,9 @@
     python benchmarks/shaping.py --device cuda --shapes 768x768,1024x4096,4096x1024,4096x4096,16x4096
 
 For each shape and precision it times, side by side in one run: our Polar Express (5 steps), torch.optim.Muon's
-orthogonalisation (NS5, bf16, one matrix at a time), TNS-K8 (spectral_power's default, ε = 1e-3) and TNS-6 at
-ε = 3e-3 (the optimizers' default: the tabled 6-step trajectory) at two values of p, and the exact eigh method
+orthogonalisation (NS5, bf16, one matrix at a time), TNS-K8 (spectral_power's default, ε = 1e-3), TNS-6 at
+ε = 3e-3 (the optimizers' default: the tabled 6-step trajectory) at two values of p, TNS-5 at ε = 5e-3 (the
+optimizers' steps at ``floor=5e-3`` for DynMuon's p = −0.1), and the exact eigh method
 (LoRA shapes). Ratios are against Polar Express at the same shape and precision. Errors are relative Frobenius
 errors against the float64 SVD target with the row's ε on a power-law spectrum (κ = 1e4), harsher than the
 momentum matrices of real training (benchmarks/quality/spectra.py measures those).
@@ -111,11 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     for m, n in shapes:
         M = power_law(m, n, 1e4, device)
         small = M.numel() <= args.reference_max_elements
-        refs = {(p, eps): shape_svd(M.cpu(), p, eps) if small else None for p in [0.0, *ps] for eps in (1e-3, 3e-3)}
+        refs = {
+            (p, eps): shape_svd(M.cpu(), p, eps) if small else None
+            for p in [0.0, -0.1, *ps]
+            for eps in (1e-3, 3e-3, 5e-3)
+        }
         t_muon = best_time(lambda M=M: torch_newton_schulz(M), device, args.repeats)
         for precision in args.precisions.split(","):
             rows = [("PE-5 (ours)", 0.0, "polar", 1e-3, None)] + [(f"TNS-K8 p={p:+.2f}", p, "tns", 1e-3, 8) for p in ps]
             rows += [(f"TNS-6 eps=3e-3 p={p:+.2f} (optimizers' default)", p, "tns", 3e-3, 6) for p in ps]
+            rows += [("TNS-5 eps=5e-3 p=-0.10 (optimizers' floor=5e-3)", -0.1, "tns", 5e-3, 5)]
             if min(m, n) <= EIGH_MAX_SIDE and precision == "fp32":
                 rows += [(f"eigh p={p:+.2f}", p, "eigh", 1e-3, None) for p in ps]
             t_pe = None

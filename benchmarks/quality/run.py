@@ -211,7 +211,7 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             Config("muon_bf16_mixed_start", "muon", {"precision": "bf16"}),
         ),
     ),
-    # issue 15: the default became 6 steps on the tabled trajectory (TNS_TRAJECTORIES[6]) at ε = 3e-3; ns_steps=7 at
+    # issue 15: the default became 6 steps on the tabled trajectory (TRAJECTORY_K6_EPS3E3) at ε = 3e-3; ns_steps=7 at
     # that ε is the fixed quintic, the default before it
     "shaping cost vs training (issue 15): the 6-step TNS trajectory (pre-training)": (
         "pretrain",
@@ -229,22 +229,22 @@ ABLATIONS = {  # title: (task, configurations[, lr]); without lr each runs at Ad
             PREVIOUS_SHAPING,
         ),
     ),
-    # issue 15: the default floor became 5e-3, where DynMuon's p range takes 5 steps (TRAJECTORY_K5_DYNMUON) and
-    # the other p 6 (TRAJECTORY_K6_EPS5E3); floor 3e-3 is the 0.2.0 default (6 steps on TRAJECTORY_K6_EPS3E3)
+    # issue 15: at floor 5e-3 DynMuon's p range takes 5 steps (TRAJECTORY_K5_DYNMUON), Muon's count, and the other p
+    # 6 (TRAJECTORY_K6_EPS5E3); the default floor stayed 3e-3 (6 steps on TRAJECTORY_K6_EPS3E3) after these
     "shaping cost vs training (issue 15): 5 TNS steps at floor 5e-3 (pre-training)": (
         "pretrain",
         (
+            Config("dynmuon_tns5_floor5e-3", "dynmuon", {"floor": 5e-3}),
+            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"floor": 5e-3, "ns_steps": 6}),
             Config("dynmuon", "dynmuon"),
-            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"ns_steps": 6}),
-            Config("dynmuon_tns6_floor3e-3", "dynmuon", {"floor": 3e-3}),
         ),
     ),
     "shaping cost vs training (issue 15): 5 TNS steps at floor 5e-3 (full fine-tune)": (
         "finetune_full",
         (
+            Config("dynmuon_tns5_floor5e-3", "dynmuon", {"floor": 5e-3}),
+            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"floor": 5e-3, "ns_steps": 6}),
             Config("dynmuon", "dynmuon"),
-            Config("dynmuon_tns6_floor5e-3", "dynmuon", {"ns_steps": 6}),
-            Config("dynmuon_tns6_floor3e-3", "dynmuon", {"floor": 3e-3}),
         ),
     ),
 }
