@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     contenders = {
         "torch.optim.Muon + AdamW": lambda: Paired(model, 1e-3),
         "hf_spectral Muon (PE-5, defaults)": lambda: Muon(model, lr=1e-3),
-        "hf_spectral Muon (PE-5, precision=bf16: mixed start)": lambda: Muon(model, lr=1e-3, precision="bf16"),
         "hf_spectral Muon (NS5, defaults)": lambda: Muon(model, lr=1e-3, method="newton_schulz"),
         "torch.optim.Muon (original lr adjust) + AdamW": lambda: Paired(model, 1e-3, "original"),
         "hf_spectral Muon (NS5, scale=spectral)": lambda: Muon(
@@ -87,11 +86,14 @@ def main(argv: list[str] | None = None) -> None:
         "DynMuon at p = -0.1, floor 5e-3 (5-step trajectory: Muon's step count)": lambda: MuonP(
             model, lr=1e-3, p=-0.1, floor=5e-3
         ),
+        "hf_spectral MuonP p=0.5 (defaults)": lambda: MuonP(model, lr=1e-3, p=0.5),
+        "hf_spectral SpectralAdam p=0.5 (defaults)": lambda: SpectralAdam(model, lr=1e-3),
+        # the float32-GEMM rows last: on a CPU they leave caches and the allocator in a state that slowed whichever
+        # row came next by up to 0.3x in the round robin
+        "hf_spectral Muon (PE-5, precision=bf16: mixed start)": lambda: Muon(model, lr=1e-3, precision="bf16"),
         "DynMuon at p = -0.1, before issue 15 (TNS-8, floor 1e-3, fp32)": lambda: MuonP(
             model, lr=1e-3, p=-0.1, floor=1e-3, ns_steps=8, precision="fp32"
         ),
-        "hf_spectral MuonP p=0.5 (defaults)": lambda: MuonP(model, lr=1e-3, p=0.5),
-        "hf_spectral SpectralAdam p=0.5 (defaults)": lambda: SpectralAdam(model, lr=1e-3),
         "torch.optim.AdamW": lambda: torch.optim.AdamW(model.parameters(), lr=1e-3),
     }
     # Round robin: every round times one step of each optimizer, so slow phases of a shared machine hit all of
