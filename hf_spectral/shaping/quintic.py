@@ -184,7 +184,10 @@ def quintic_step(
         x = long_block(X, cut, right)
         t = _apply(A, x, right, _scratch(scratch, x, X.dtype))
         t.mul_(c).add_(x, alpha=b)
-        x.baddbmm_(t, A, beta=a) if right else x.baddbmm_(A, t, beta=a)
+        if right:
+            x.baddbmm_(t, A, beta=a)
+        else:
+            x.baddbmm_(A, t, beta=a)
         if after_block is not None:
             after_block(cut, x)
     return X

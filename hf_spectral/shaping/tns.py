@@ -35,9 +35,10 @@ TRAJECTORY_K5_DYNMUON: tuple[Quintic, ...] = (
     (1.9168866038703165, -1.4531570050887503, 0.3467976078183299),
     (2.2691184056710196, -5.024928133157675, 2.7001332374420866),
 )
-"""Five quintics for DynMuon's p range [−0.1, 0.1] at ε = 5e-3, its default floor: a large first step, every
-iterate bounded by 2 on [0, 1.05]; fit within 2.1 % there, at Muon's five steps (outside it: 6.4 % at p = −0.25,
-3.8 % at 0.5, so other p take 6 steps). At ε = 3e-3 no 5-step trajectory found fits within 7 %."""
+"""Five quintics for DynMuon's p range [−0.1, 0.1] at ε = 5e-3 (the optimizers' ``floor=5e-3``): a large first
+step, every iterate bounded by 2 on [0, 1.05]; fit within 2.1 % there, at Muon's five steps (outside it: 6.4 % at
+p = −0.25, 3.8 % at 0.5, so other p take 6 steps). At ε = 3e-3, the default floor, no 5-step trajectory found fits
+within 7 %."""
 TRAJECTORY_K6_EPS3E3: tuple[Quintic, ...] = (
     (2.9905223730461645, -4.287146971023622, 1.9277260371504028),
     (3.47634691534626, -5.512335779741372, 2.5881529138357853),
