@@ -19,7 +19,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import best_time, describe_device
+from timing import describe_device, round_robin
 
 from hf_spectral import DynMuon, Muon, MuonP, SpectralAdam, partition
 from hf_spectral.corpus import byte_blocks, stdlib_texts
@@ -39,6 +39,17 @@ class Paired:
             self.adamw.step()
 
 
+def llama_model(hidden: int, layers: int, vocab: int) -> LlamaForCausalLM:
+    """The benchmarks' Llama-style model (seed 0): intermediate ≈ 8/3 hidden, 64-wide heads, GQA 4:1."""
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=hidden, intermediate_size=int(8 * hidden / 3) // 64 * 64,
+        num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 256), max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -49,13 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank on every projection (PEFT; 0: full model)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
-    config = LlamaConfig(
-        vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=int(8 * args.hidden / 3) // 64 * 64,
-        num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden // 64),
-        num_key_value_heads=max(1, args.hidden // 256), max_position_embeddings=512,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(device)
+    model = llama_model(args.hidden, args.layers, args.vocab).to(device)
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -98,13 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     # Round robin: every round times one step of each optimizer, so slow phases of a shared machine hit all of
     # them alike; the table reports each one's best round. (Steps change the weights; step time does not care.)
-    optimizers = {name: make() for name, make in contenders.items()}
-    times = {name: float("inf") for name in optimizers}
-    for round_ in range(args.repeats + 2):
-        for name, opt in optimizers.items():
-            t = best_time(opt.step, device, repeats=1, warmup=0)
-            if round_ >= 2:  # two warm-up rounds
-                times[name] = min(times[name], t)
+    times = round_robin({name: make().step for name, make in contenders.items()}, device, args.repeats)
     base = times["torch.optim.Muon + AdamW"]
     print("| optimizer | step time (ms) | ÷ torch.optim.Muon + AdamW |")
     print("|---|---|---|")

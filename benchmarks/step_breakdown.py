@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from optimizer_step import Paired
-from timing import describe_device
+from optimizer_step import Paired, llama_model
+from timing import describe_device, round_robin
 
 from hf_spectral import Muon, MuonP, partition, spectral_power
 from hf_spectral.config import SpectralConfig, optimizer_tns_steps
@@ -34,12 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--p", type=float, default=-0.1, help="DynMuon's p (its final one by default)")
     args = ap.parse_args(argv)
-    h = args.hidden
-    config = LlamaConfig(vocab_size=256, hidden_size=h, intermediate_size=int(8 * h / 3) // 64 * 64,
-                         num_hidden_layers=args.layers, num_attention_heads=max(1, h // 64),
-                         num_key_value_heads=max(1, h // 256), max_position_embeddings=512)  # fmt: skip
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    model = llama_model(args.hidden, args.layers, 256)
     for t in model.parameters():  # the step's cost does not depend on the gradient's values
         t.grad = torch.randn_like(t)
     matrices = [t.grad.clone() for g in partition(model).groups if g["algorithm"] == "spectral" for t in g["params"]]
@@ -62,14 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         f"our TNS-{steps} kernels (floor {floor:g})": ours("tns", args.p, eps=floor, steps=steps),
         "our PE-5 kernels": ours("polar", 0.0),
     }
-    best = dict.fromkeys(work, float("inf"))
-    for round_ in range(args.repeats + 2):
-        for name, fn in work.items():
-            start = time.perf_counter()
-            fn()
-            if round_ >= 2:
-                best[name] = min(best[name], time.perf_counter() - start)
-    print(f"# {describe_device(torch.device('cpu'))}; {len(matrices)} hidden matrices")
+    cpu = torch.device("cpu")
+    best = round_robin(work, cpu, args.repeats)
+    print(f"# {describe_device(cpu)}; {len(matrices)} hidden matrices")
     base = {"step": best["torch.optim.Muon + AdamW step"], "kernels": best["torch NS5 kernels"]}
     print("| what | time (ms) | ÷ torch's |")
     print("|---|---|---|")

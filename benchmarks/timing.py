@@ -28,6 +28,20 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
     return min(times)
 
 
+def round_robin(
+    work: dict[str, Callable[[], object]], device: torch.device, rounds: int, warmup: int = 2
+) -> dict[str, float]:
+    """Best seconds of each fn over `rounds` rounds after `warmup` rounds, every round calling each fn once in turn,
+    so slow phases of a shared machine hit all of them alike."""
+    best = dict.fromkeys(work, float("inf"))
+    for round_ in range(warmup + rounds):
+        for name, fn in work.items():
+            t = best_time(fn, device, repeats=1, warmup=0)
+            if round_ >= warmup:
+                best[name] = min(best[name], t)
+    return best
+
+
 def median_time(fn: Callable[[], object], device: torch.device, repeats: int = 10, warmup: int = 3) -> float:
     """Median seconds of fn() over `repeats` calls after `warmup` untimed ones. On CUDA each call is bracketed by
     CUDA events and the calls are queued back to back (one synchronisation at the end); elsewhere, wall clock."""
