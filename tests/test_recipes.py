@@ -74,6 +74,8 @@ def _demo_data() -> dict:
         ("optimizer.optim_args.p_strat", 0.3, "unknown key 'p_strat'"),
         ("peft.rank", 8, "unknown LoraConfig field"),
         ("sections", 1, "unknown key"),
+        ("optimizer.overrides.adamw.lrr", 1e-3, "unknown key (did you mean 'lr'?)"),
+        ("tokenizer.train.vocab_sise", 512, "unknown key (did you mean 'vocab_size'?)"),
     ],
 )
 def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
@@ -94,13 +96,13 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
 @pytest.mark.parametrize(
     "override,key,message",
     [
-        (("training.max_steps", "ten"), "training.max_steps", "invalid int value: 'ten'"),
-        (("training.eval_strategy", "sometimes"), "training.eval_strategy", "invalid choice: 'sometimes' (choose from"),
+        (("training.max_steps", "ten"), "training.max_steps", "Input should be a valid integer, unable to parse"),
+        (("training.eval_strategy", "sometimes"), "training.eval_strategy", "be 'no', 'steps' or 'epoch'; got 'some"),
         (("training.learning_rate", 0.1), "training.learning_rate", "set it as optimizer.lr"),
         (("optimizer.name", "adamx"), "optimizer.name", "unknown optimizer name"),
-        (("optimizer.lr", -1.0), "optimizer.lr", "must be ≥ 0"),
+        (("optimizer.lr", -1.0), "optimizer.lr", "Input should be greater than or equal to 0; got -1.0"),
         (("optimizer.optim_args", {"p_end": -3}), "optimizer.optim_args", "end must be in [-1.0, 2.0]"),
-        (("data.block_size", 0), "data.block_size", "must be ≥ 1"),
+        (("data.block_size", 0), "data.block_size", "Input should be greater than or equal to 1; got 0"),
         (("data.split", "validation"), "data.split", "stdlib splits are train, eval"),
         (("data.name", "wikitext-2-raw-v1"), "data.name", "does not apply to the built-in dataset stdlib"),
         (("data.eval_split", None), "data.eval_split", "no evaluation split"),
@@ -108,10 +110,16 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path, key, value, message):
         (("model.name_or_path", "some/model"), "model", "exactly one of name_or_path"),
         (("compare.optimizers", ["muon", "lion"]), "compare.optimizers[1]", "unknown optimizer name"),
         (("compare.baseline", ["adamx"]), "compare.baseline[0]", "unknown optimizer name"),
-        (("compare.seeds", 0), "compare.seeds", "must be ≥ 1"),
+        (("compare.seeds", 0), "compare.seeds", "Input should be greater than or equal to 1"),
         (("launch.accelerate_config", "missing.yaml"), "launch.accelerate_config", "no such file"),
-        (("peft", {"r": 4, "bias": "some"}), "peft.bias", "invalid choice: 'some' (choose from"),
+        (("peft", {"r": 4, "bias": "some"}), "peft.bias", "Input should be 'none', 'all' or 'lora_only'; got 'some'"),
         (("quick", {"trainin.max_steps": 1}), "quick.trainin.max_steps", "unknown section"),
+        (("compare.optimizers", ["muon", 3.5]), "compare.optimizers[1]", "unknown optimizer name"),
+        (("compare.optimizers", "muon"), "compare.optimizers", "Input should be a valid list; got 'muon'"),
+        (("tokenizer.train.vocab_size", 100), "tokenizer.train.vocab_size", "greater than or equal to 258"),
+        (("optimizer.overrides", {"adamw": {"lr": "fast"}}), "optimizer.overrides.adamw.lr", "a valid number"),
+        (("optimizer.overrides", {"adamx": {"lr": 0.1}}), "optimizer.overrides.adamx", "unknown optimizer name"),
+        (("training.bf16", "maybe"), "training.bf16", "Input should be a valid boolean"),
     ],
 )
 def test_bad_value_names_the_key_and_the_file(override, key, message):
@@ -140,8 +148,10 @@ def test_set_values_are_read_as_yaml():
 
 def test_overrides_apply_after_quick_and_null_restores_the_default(tmp_path):
     path = ROOT / "recipes" / "demo.yaml"
-    sets = [parse_set("training.max_steps=7"), parse_set("optimizer.lr=3e-4"), parse_set("data.max_eval_samples=null")]
+    sets = [parse_set("training.max_steps=7"), parse_set("optimizer.lr=3e-4"), parse_set("data.max_eval_samples=null"),
+            parse_set("data.block_size=null"), parse_set("training.eval_steps=null")]  # fmt: skip
     recipe = load_recipe(path, sets, quick=True)
+    assert recipe.data.block_size == 512 and "eval_steps" not in recipe.training  # null: the default
     assert recipe.training["max_steps"] == 7  # --set wins over quick
     assert recipe.optimizer.lr == pytest.approx(3e-4)  # YAML reads 3e-4 as a string; the schema makes it a number
     assert recipe.data.max_eval_samples is None

@@ -1,26 +1,36 @@
-"""YAML values → dataclass fields. Each value is converted and checked by the argparse option that transformers'
-``HfArgumentParser`` builds for its field (types, ``Literal`` / enum choices, booleans); lists and mappings are kept
-as written where the field takes them, and nested sections are built the same way. Library sections are checked
-against their own class: ``training`` → ``TrainingArguments``, ``peft`` → ``peft.LoraConfig``, ``model.config`` →
-the model's config class."""
+"""YAML values → the recipe's dataclasses, converted and checked by pydantic (types, ``Literal`` and enum choices,
+bounds, unknown keys); an error names the key (``data.block_size``, ``compare.optimizers[1]``). A ``null`` leaves
+a key at its default. Library sections are checked against their own class: ``training`` → ``TrainingArguments``,
+``peft`` → ``peft.LoraConfig``, ``model.config`` → the model's config class."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import enum
 import functools
-import re
 import typing
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import RecipeError, unknown_key
 
 RECIPE_OWNED = {"optim": "optimizer.name", "optim_args": "optimizer.optim_args", "learning_rate": "optimizer.lr",
                 "weight_decay": "optimizer.weight_decay"}  # fmt: skip
 """TrainingArguments that a recipe sets in its optimizer section (so that `compare` can vary them)."""
+STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True, arbitrary_types_allowed=True, protected_namespaces=())
 hints = functools.cache(typing.get_type_hints)
+
+
+class NullMeansDefault:
+    """Base of the recipe's sections: a key given as ``null`` keeps its default."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
 
 
 def dataclass_in(hint: Any) -> tuple[type | None, bool]:
@@ -29,35 +39,29 @@ def dataclass_in(hint: Any) -> tuple[type | None, bool]:
     return (found[0], typing.get_origin(hint) is dict) if found else (None, False)
 
 
-@functools.cache
-def _option(cls: type, name: str) -> argparse.ArgumentParser | None:
-    """HfArgumentParser's option for field `name` of `cls`; None for a type it cannot express (some unions)."""
-    from transformers import HfArgumentParser
-
-    one = dataclasses.make_dataclass(cls.__name__, [(name, hints(cls)[name], None)])
+def build(cls: type, data: Any, key: str = "", what: str = "key", listed_in: str | None = None) -> Any:
+    """An instance of `cls` (a section dataclass, nested sections included) from a YAML mapping."""
     try:
-        return HfArgumentParser(one, exit_on_error=False, allow_abbrev=False)
-    except (TypeError, ValueError):
-        return None
+        return _adapter(cls).validate_python(as_mapping(data, key))
+    except ValidationError as err:
+        error = err.errors()[0]
+        loc = [part for part in error["loc"] if part != "[key]"]  # a mapping's key is named by the key itself
+        path = (key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)).removeprefix(".")
+        if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            names = _field_names(cls, loc[:-1])
+            raise (unknown_key(path, names, what, listed_in) if len(loc) == 1 else unknown_key(path, names)) from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise RecipeError(path, f"{message}; got {error['input']!r}") from None
 
 
-def _convert(cls: type, name: str, value: Any, key: str) -> Any:
-    hint = hints(cls)[name]
-    kinds = {typing.get_origin(t) or t for t in (hint, *typing.get_args(hint))}
-    if Any in kinds or dataclass_in(hint)[0]:  # a nested section is built (and checked) by `build`
-        return value
-    if isinstance(value, list | Mapping):
-        if (list if isinstance(value, list) else dict) in kinds:
-            return value  # as written: the section (or the library class) checks it
-        wanted = hint.__name__ if isinstance(hint, type) else re.sub(r"[\w.]+\.", "", str(hint))
-        raise RecipeError(key, f"expected {wanted}; got {value!r}")
-    parser = _option(cls, name)
-    try:
-        parsed = value if parser is None else getattr(parser.parse_args([f"--{name}={value}"]), name)
-    except argparse.ArgumentError as err:
-        raise RecipeError(key, err.message) from None
-    plain = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731 (YAML keeps strings, not enum members)
-    return [plain(v) for v in parsed] if isinstance(parsed, list) else plain(parsed)
+def _field_names(cls: type, loc: list[Any]) -> list[str]:
+    """The keys of the section at `loc` (a pydantic error location) below dataclass `cls`."""
+    names = iter(loc)
+    for part in names:
+        cls, per_name = dataclass_in(hints(cls)[part])
+        if per_name:
+            next(names)  # the name of an entry of a per-name mapping (optimizer.overrides.<name>)
+    return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
 def as_mapping(data: Any, key: str) -> Mapping:
@@ -66,31 +70,30 @@ def as_mapping(data: Any, key: str) -> Mapping:
     return data
 
 
-def parse_fields(cls: type, data: Any, key: str = "", what: str = "key", listed_in: str | None = None) -> dict:
-    """`data` as keyword arguments of dataclass `cls`: unknown keys and ill-typed values raise RecipeError naming
-    the key; ``null`` (None) leaves a field at its default."""
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    out = {}
-    for name, value in as_mapping(data, key).items():
-        path = f"{key}.{name}" if key else str(name)
-        if name not in names:
-            raise unknown_key(path, names, what, listed_in)
-        if value is not None:
-            out[name] = _convert(cls, name, value, path)
-    return out
+_adapter = functools.cache(TypeAdapter)
 
 
-def build(cls: type, data: Any, key: str = "") -> Any:
-    """An instance of dataclass `cls` from a YAML mapping, nested sections included."""
-    values = parse_fields(cls, data, key)
-    for name, value in values.items():
-        sub, per_name = dataclass_in(hints(cls)[name])
-        path = f"{key}.{name}" if key else name
-        if sub is not None and per_name:
-            values[name] = {k: build(sub, v, f"{path}.{k}") for k, v in as_mapping(value, path).items()}
-        elif sub is not None:
-            values[name] = build(sub, value, path)
-    return cls(**values)
+@functools.cache
+def _checker(cls: type) -> type:
+    """Library dataclass `cls`'s fields as a pydantic dataclass (without the library's ``__post_init__``); a field
+    typed ``SomeEnum | str`` takes the enum's values only."""
+
+    def choices(hint: Any) -> Any:
+        enums = [t for t in typing.get_args(hint) if isinstance(t, type) and issubclass(t, enum.Enum)]
+        return enums[0] | None if enums else hint
+
+    unset = dataclasses.field  # a new field(default=None) per field: make_dataclass names the object it is given
+    fields = [(f.name, choices(hints(cls)[f.name]), unset(default=None)) for f in dataclasses.fields(cls) if f.init]
+    return pydantic_dataclass(dataclasses.make_dataclass(cls.__name__, fields), config=STRICT)
+
+
+def library_kwargs(cls: type, values: Any, key: str, what: str, listed_in: str) -> dict[str, Any]:
+    """Keyword arguments of library dataclass `cls` with YAML values converted (enum members as their values);
+    unknown keys and ill-typed values raise RecipeError naming the key, ``null`` values are left out."""
+    values = {k: v for k, v in as_mapping(values, key).items() if v is not None}
+    checked = build(_checker(cls), values, key, what, listed_in)
+    plain = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731 (YAML keeps strings, not enum members)
+    return {name: plain(getattr(checked, name)) for name in values}
 
 
 def check_training_args(values: Mapping[str, Any], key: str = "training") -> dict[str, Any]:
@@ -100,8 +103,8 @@ def check_training_args(values: Mapping[str, Any], key: str = "training") -> dic
     for name in values:
         if name in RECIPE_OWNED:
             raise RecipeError(f"{key}.{name}", f"set it as {RECIPE_OWNED[name]} (the optimizer section owns it)")
-    return parse_fields(TrainingArguments, values, key, "TrainingArguments argument",
-                        "the fields of transformers.TrainingArguments")  # fmt: skip
+    return library_kwargs(TrainingArguments, values, key, "TrainingArguments argument",
+                          "the fields of transformers.TrainingArguments")  # fmt: skip
 
 
 def check_lora(values: Mapping[str, Any], key: str = "peft") -> dict[str, Any]:
@@ -109,7 +112,7 @@ def check_lora(values: Mapping[str, Any], key: str = "peft") -> dict[str, Any]:
     from peft import LoraConfig
 
     out = {"task_type": "CAUSAL_LM",
-           **parse_fields(LoraConfig, values, key, "LoraConfig field", "the fields of peft.LoraConfig")}  # fmt: skip
+           **library_kwargs(LoraConfig, values, key, "LoraConfig field", "the fields of peft.LoraConfig")}  # fmt: skip
     try:
         LoraConfig(**out)
     except (TypeError, ValueError) as err:

@@ -1,26 +1,48 @@
-"""The recipe schema: one dataclass per YAML section, each field documented in its ``help`` metadata (the text
-HfArgumentParser shows too).
+"""The recipe schema: one pydantic dataclass per YAML section (types, choices and bounds in the annotations), each
+field documented in its ``help`` metadata.
 
 :func:`~.fields.build` makes a :class:`Recipe` from a plain mapping (unknown keys and ill-typed values raise
 :class:`RecipeError` naming the key), then :meth:`Recipe.validate` checks it as a whole. An empty value (``null``)
 means "the default", so ``--set model.config=null`` removes a section's entry.
 """
 
-# ruff: noqa: RUF009 (doc() returns a dataclasses.field, which ruff cannot tell)
 from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+from pydantic.dataclasses import dataclass
 
 from .errors import RecipeError, unknown_key
-from .fields import check_lora, check_model_config, check_training_args
+from .fields import STRICT, NullMeansDefault, check_lora, check_model_config, check_training_args
 
 ADAMW_ALIAS = {"adamw": "adamw_torch"}
 """Short names accepted next to the hf_spectral and transformers optimizer names."""
 COMPARED = ("dynmuon", "muon", "adamw")
+section = dataclass(config=STRICT)
+
+
+def known_optimizer(name: str) -> str:
+    """`name` if it is an hf_spectral, short (adamw) or transformers optimizer name."""
+    from transformers.training_args import OptimizerNames
+
+    from ..integrations.optim_args import OPTIMIZER_NAMES
+
+    names = [*OPTIMIZER_NAMES, *ADAMW_ALIAS]
+    accepted = [*names, *(n.value for n in OptimizerNames if n.value not in OPTIMIZER_NAMES)]
+    if name not in accepted:
+        listed = f"{', '.join(names)}, or a transformers --optim name"
+        raise ValueError(unknown_key(name, accepted, "optimizer name", listed).message)
+    return name
+
+
+AtLeast0 = Annotated[float, Field(ge=0)]
+AtLeast1 = Annotated[int, Field(ge=1)]
+OptimizerName = Annotated[str, AfterValidator(known_optimizer)]
 
 
 def doc(text: str, default: Any = None, factory: Any = None) -> Any:
@@ -30,8 +52,8 @@ def doc(text: str, default: Any = None, factory: Any = None) -> Any:
     return field(default_factory=factory, metadata={"help": text})
 
 
-@dataclass
-class ModelSection:
+@section
+class ModelSection(NullMeansDefault):
     """What is trained: a pretrained model, or a new one from a config (random initialisation)."""
 
     name_or_path: str | None = doc("hub id or local directory for AutoModelForCausalLM.from_pretrained")
@@ -45,16 +67,16 @@ class ModelSection:
             self.config = check_model_config(self.config, f"{key}.config")
 
 
-@dataclass
-class TokenizerTrain:
+@section
+class TokenizerTrain(NullMeansDefault):
     """A byte-level BPE tokenizer trained on the recipe's own training text (hf_spectral.corpus.train_tokenizer)."""
 
-    vocab_size: int = doc("vocabulary size, including the 256 byte tokens and <|endoftext|> (≥ 258)", 4096)
-    max_chars: int | None = doc("characters of training text to learn the merges from (default: all)")
+    vocab_size: Annotated[int, Field(ge=258)] = doc("vocabulary size, with the 256 byte tokens and <|endoftext|>", 4096)
+    max_chars: AtLeast1 | None = doc("characters of training text to learn the merges from (default: all)")
 
 
-@dataclass
-class TokenizerSection:
+@section
+class TokenizerSection(NullMeansDefault):
     """Which tokenizer: a hub id / directory, a locally trained one, or (neither given) the model's own."""
 
     name_or_path: str | None = doc("hub id or local directory for AutoTokenizer (default: the model's)")
@@ -65,13 +87,10 @@ class TokenizerSection:
             raise RecipeError(key, "set at most one of name_or_path and train")
         if self.name_or_path is None and self.train is None and model.name_or_path is None:
             raise RecipeError(key, "a model built from model.config needs tokenizer.name_or_path or tokenizer.train")
-        if self.train is not None:
-            _at_least(258, f"{key}.train", vocab_size=self.train.vocab_size)
-            _at_least(1, f"{key}.train", max_chars=self.train.max_chars)
 
 
-@dataclass
-class DataSection:
+@section
+class DataSection(NullMeansDefault):
     """The text: ``stdlib`` (the Python standard library's source, offline) or any ``datasets.load_dataset`` source,
     tokenized, concatenated and cut into blocks of ``block_size`` tokens."""
 
@@ -81,9 +100,9 @@ class DataSection:
     split: str = doc("training split (slices work: train[:99%]); stdlib: train", "train")
     eval_split: str | None = doc("evaluation split (validation, train[99%:]; stdlib: eval); none: no eval")
     text_column: str = doc("column holding the text", "text")
-    block_size: int = doc("tokens per training sequence", 512)
-    max_train_samples: int | None = doc("use at most this many training blocks")
-    max_eval_samples: int | None = doc("use at most this many evaluation blocks")
+    block_size: AtLeast1 = doc("tokens per training sequence", 512)
+    max_train_samples: AtLeast1 | None = doc("use at most this many training blocks")
+    max_eval_samples: AtLeast1 | None = doc("use at most this many evaluation blocks")
 
     def validate(self, key: str) -> None:
         from ..corpus import BUILTIN_CORPORA, SPLITS
@@ -96,28 +115,26 @@ class DataSection:
                 if getattr(self, name) not in (None, *SPLITS):
                     raise RecipeError(f"{key}.{name}", f"{self.dataset} splits are {', '.join(SPLITS)}; got "
                                       f"{getattr(self, name)!r}")  # fmt: skip
-        _at_least(1, key, block_size=self.block_size, max_train_samples=self.max_train_samples,
-                  max_eval_samples=self.max_eval_samples)  # fmt: skip
 
 
-@dataclass
-class OptimizerOverride:
+@section
+class OptimizerOverride(NullMeansDefault):
     """Per-optimizer values for ``compare`` (e.g. a lower lr for adamw); unset fields keep the section's."""
 
-    lr: float | None = doc("learning rate")
-    weight_decay: float | None = doc("weight decay")
+    lr: AtLeast0 | None = doc("learning rate")
+    weight_decay: AtLeast0 | None = doc("weight decay")
     optim_args: dict[str, Any] | str | None = doc("optim_args of this optimizer")
 
 
-@dataclass
-class OptimizerSection:
+@section
+class OptimizerSection(NullMeansDefault):
     """The optimizer, as TrainingArguments' optim / optim_args / learning_rate / weight_decay."""
 
-    name: str = doc("muon, muonp, dynmuon, spectral_adam, spectral, adamw, or any transformers optim", "dynmuon")
-    lr: float = doc("learning rate (TrainingArguments.learning_rate)", 5e-5)
-    weight_decay: float = doc("decoupled weight decay (TrainingArguments.weight_decay)", 0.0)
+    name: OptimizerName = doc("dynmuon, muon, muonp, spectral_adam, spectral, adamw or a transformers optim", "dynmuon")
+    lr: AtLeast0 = doc("learning rate (TrainingArguments.learning_rate)", 5e-5)
+    weight_decay: AtLeast0 = doc("decoupled weight decay (TrainingArguments.weight_decay)", 0.0)
     optim_args: dict[str, Any] | str | None = doc("--optim_args keys, as a mapping or a 'k=v,k=v' string")
-    overrides: dict[str, OptimizerOverride] = doc("per optimizer name: lr / weight_decay / optim_args", None, dict)
+    overrides: dict[OptimizerName, OptimizerOverride] = doc("per optimizer: lr, weight_decay, optim_args", None, dict)
 
     @property
     def trainer_name(self) -> str:
@@ -151,8 +168,6 @@ class OptimizerSection:
         from ..integrations.optim_args import OPTIMIZER_NAMES, resolve
         from ..integrations.trainer import validate_resolved
 
-        _check_optimizer_name(self.name, f"{key}.name")
-        _at_least(0, key, lr=self.lr, weight_decay=self.weight_decay)
         if self.name in OPTIMIZER_NAMES:
             args = self.optim_args_string(f"{key}.optim_args")
             try:
@@ -160,19 +175,17 @@ class OptimizerSection:
             except (TypeError, ValueError) as err:
                 raise RecipeError(f"{key}.optim_args", str(err).removeprefix("optim_args: ")) from None
         for name in self.overrides:
-            _check_optimizer_name(name, f"{key}.overrides.{name}")
             self.for_name(name).validate(f"{key}.overrides.{name}")
 
 
-@dataclass
-class LaunchSection:
+@section
+class LaunchSection(NullMeansDefault):
     """How to launch on GPUs (informational: `hf-spectral check` and `train` print the command)."""
 
     accelerate_config: str | None = doc("accelerate config file, relative to the recipe file")
-    num_processes: int | None = doc("processes (GPUs) to launch; default: the accelerate config's")
+    num_processes: AtLeast1 | None = doc("processes (GPUs) to launch; default: the accelerate config's")
 
     def validate(self, key: str, base_dir: Path | None) -> None:
-        _at_least(1, key, num_processes=self.num_processes)
         if self.accelerate_config is not None:
             path = (base_dir or Path()) / self.accelerate_config  # an absolute path stays as it is
             if not path.is_file():
@@ -190,21 +203,19 @@ class LaunchSection:
         return " ".join([*parts, "-m hf_spectral train", recipe_path])
 
 
-@dataclass
-class CompareSection:
+@section
+class CompareSection(NullMeansDefault):
     """What `hf-spectral compare` runs: the same recipe once per optimizer and seed."""
 
-    optimizers: list[str] = doc("optimizer names (the first is the candidate)", None, lambda: [*COMPARED])
-    seeds: int = doc("runs per optimizer, with seeds training.seed, +1, +2, ...", 1)
-    baseline: list[str] | None = doc("optimizers whose best final eval loss is the target (default: all but the 1st)")
+    optimizers: list[OptimizerName] = doc("optimizer names (the first is the candidate)", None, lambda: [*COMPARED])
+    seeds: AtLeast1 = doc("runs per optimizer, with seeds training.seed, +1, +2, ...", 1)
+    baseline: list[OptimizerName] | None = doc(
+        "optimizers whose best final eval loss is the target (default: the rest)"
+    )
 
     def validate(self, key: str) -> None:
         if not self.optimizers or len(set(self.optimizers)) != len(self.optimizers):
             raise RecipeError(f"{key}.optimizers", f"must be a non-empty list without repeats; got {self.optimizers}")
-        for what, names in (("optimizers", self.optimizers), ("baseline", self.baseline or ())):
-            for i, name in enumerate(names):
-                _check_optimizer_name(name, f"{key}.{what}[{i}]")
-        _at_least(1, key, seeds=self.seeds)
 
     def baselines(self) -> list[str]:
         """The baseline optimizers: those of `baseline` that are compared (``--optim`` may drop some), else every
@@ -213,8 +224,8 @@ class CompareSection:
         return named or self.optimizers[1:] or list(self.optimizers)
 
 
-@dataclass
-class Recipe:
+@section
+class Recipe(NullMeansDefault):
     """A whole recipe. ``source`` is the file it came from (not a YAML key)."""
 
     model: ModelSection = doc("the model", None, ModelSection)
@@ -261,20 +272,3 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """Every key with its value (defaults included), ready for YAML."""
         return {key: value for key, value in dataclasses.asdict(self).items() if key != "source"}
-
-
-def _check_optimizer_name(name: str, key: str) -> None:
-    from transformers.training_args import OptimizerNames
-
-    from ..integrations.optim_args import OPTIMIZER_NAMES
-
-    names = [*OPTIMIZER_NAMES, *ADAMW_ALIAS]
-    accepted = [*names, *(n.value for n in OptimizerNames if n.value not in OPTIMIZER_NAMES)]
-    if name not in accepted:
-        raise unknown_key(key, accepted, "optimizer name", f"{', '.join(names)}, or a transformers --optim name")
-
-
-def _at_least(minimum: float, key: str, **values: float | None) -> None:
-    for name, value in values.items():
-        if value is not None and value < minimum:
-            raise RecipeError(f"{key}.{name}", f"must be ≥ {minimum}; got {value}")
