@@ -339,7 +339,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
                 shape, settings.p, eps=settings.floor, method=settings.method, precision=settings.precision,
                 steps=kernel_steps(settings, shape),
             )  # fmt: skip
-        return _GroupPlan(group, params, settings, layouts, [shard_spec(t) for t in params])
+        return _GroupPlan(group, params, settings, layouts, [_shard(t, group) for t in params])
 
     def _stats_for_this_step(self) -> UpdateStats | None:
         step = self.param_groups[0]["step"] + 1 if self.param_groups else 0
@@ -502,7 +502,16 @@ def _local(t: Tensor) -> Tensor:
 
 
 def _layout(t: Tensor, group: Mapping[str, Any]) -> MatrixLayout:
+    if group.get("stacked"):  # the experts this rank holds (FSDP2 shards dim 0: whole experts)
+        return MatrixLayout(tuple(_local(t).shape), stacked=True)
     return MatrixLayout(tuple(t.shape), group.get("split_rows"), group.get("split_cols"))
+
+
+def _shard(t: Tensor, group: Mapping[str, Any]) -> ShardSpec | None:
+    """The shard spec of a row-sharded matrix; None for a plain tensor and for stacked experts, whose dim-0
+    shards are whole matrices shaped where they are (the placements are checked all the same)."""
+    spec = shard_spec(t)
+    return None if group.get("stacked") else spec
 
 
 def _check_matrix_param(t: Tensor, group: Mapping[str, Any], index: int | None = None) -> None:
@@ -518,6 +527,11 @@ def _check_matrix_param(t: Tensor, group: Mapping[str, Any], index: int | None =
             f"SpectralOptimizer: spectral parameter {_param_name(t, group, index)} has shape {tuple(t.shape)}; "
             "spectral shaping needs a matrix (ndim >= 2). If it was flattened by FSDP1 or ZeRO-3, use FSDP2 "
             "(accelerate fsdp_version: 2) or DDP; otherwise route it to algorithm='adamw'."
+        )
+    if group.get("stacked") and t.ndim != 3:
+        raise ValueError(
+            f"SpectralOptimizer: spectral parameter {_param_name(t, group, index)} is in a stacked group, which "
+            f"holds MoE experts as (experts, rows, cols) tensors, but has {t.ndim} dimensions"
         )
     rows, cols = t.shape[0], math.prod(t.shape[1:])
     for key, size in (("split_rows", rows), ("split_cols", cols)):

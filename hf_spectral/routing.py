@@ -21,7 +21,11 @@ Rules, first match wins:
 4. PEFT: ``lora_A`` / ``lora_B`` → spectral (a group of their own, marked ``lora=True``) or adamw by the ``lora``
    option; ``lora_embedding_A/B`` and anything under ``modules_to_save`` → adamw.
 5. Norm modules (class name contains ``Norm``), biases, tensors with ndim < 2, 2-D tensors with a side of 1 → adamw;
-   conv weights (ndim > 2) → the ``conv`` option; other ndim > 2 tensors (e.g. fused MoE experts) → adamw.
+   the (experts, rows, cols) weights of a mixture-of-experts layer (a 3-D tensor of a module whose class name
+   contains ``Expert``, or named ``...experts.<name>`` when only names are known: transformers' ``*Experts``
+   modules, ``gate_up_proj`` / ``down_proj``) → the ``experts`` option, in a group marked ``stacked=True`` whose
+   tensors the optimizer shapes one expert matrix at a time; conv weights (ndim > 2) → the ``conv`` option; other
+   ndim > 2 tensors → adamw.
 6. Every other 2-D tensor → spectral (transformers' ``Conv1D`` included: shaping commutes with transposition).
 
 A trainable tensor that is not a whole weight (FSDP1 flat parameter, DeepSpeed ZeRO-3 partition, 1-D weight of an
@@ -44,11 +48,12 @@ from .checks import check_choice
 
 LORA_MODES = ("both", "B", "none")
 CONV_MODES = ("adamw", "spectral")
+EXPERT_MODES = ("spectral", "adamw")
 FUSED_QKV_PATTERNS = ("*qkv_proj.weight", "*c_attn.weight", "*W_pack.weight", "*in_proj_weight")
 """Fused attention projections stored as contiguous [Q; K; V] blocks (Phi-3, GPT-2, Qwen-1, Baichuan,
 nn.MultiheadAttention). GPT-NeoX / Falcon / Bloom ``query_key_value`` interleave the heads, so a contiguous
 split would mix Q, K and V: they are not listed."""
-GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols", "lora"})
+GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols", "lora", "stacked"})
 """Keys a partition writes into every group; `Partition.param_groups` refuses to override them."""
 MAX_REASON_ROWS = 16
 HEAD_NAMES = ("classifier", "score", "qa_outputs", "classification_head")
@@ -131,6 +136,7 @@ def partition(
     *,
     lora: str = "both",
     conv: str = "adamw",
+    experts: str = "spectral",
     split_fused: bool = False,
     spectral: Sequence[str] | str = (),
     adamw: Sequence[str] | str = (),
@@ -147,6 +153,8 @@ def partition(
         lora: which LoRA factors are shaped: ``"both"``, ``"B"`` (A → adamw) or ``"none"``.
         conv: where conv weights (ndim > 2) go: ``"adamw"`` or ``"spectral"`` (the optimizer flattens them to
             ``(shape[0], -1)``).
+        experts: where the stacked (experts, rows, cols) weights of mixture-of-experts layers go: ``"spectral"``
+            (each expert's matrix shaped on its own, as a separate nn.Linear would be) or ``"adamw"``.
         split_fused: give fused QKV weights (names matching `fused_qkv_patterns`) their own spectral group with
             ``"split_rows"`` (row block sizes, ``nn.Linear`` layout (out, in)) or, for transformers' ``Conv1D``
             (layout (in, out)), ``"split_cols"``: (q, k, v) sizes from ``model.config`` when they add up, else
@@ -170,6 +178,7 @@ def partition(
     """
     check_choice("partition", "lora", lora, LORA_MODES)
     check_choice("partition", "conv", conv, CONV_MODES)
+    check_choice("partition", "experts", experts, EXPERT_MODES)
     patterns = {"skip": _as_patterns("skip", skip), "spectral": _as_patterns("spectral", spectral)}
     patterns["adamw"] = _as_patterns("adamw", adamw)
     fused_patterns = _as_patterns("fused_qkv_patterns", fused_qkv_patterns)
@@ -195,9 +204,11 @@ def partition(
         matched.update((kind, pat) for kind, pats in hits.items() for pat in pats)
         if p.requires_grad:
             _refuse_flattened(name, p, places.owner(name))
-        algorithm, reason = _route(names, p, places, hits, lora, conv)
+        algorithm, reason = _route(names, p, places, hits, lora, conv, experts)
         key: _GroupKey = algorithm
-        if split_fused and algorithm == "spectral" and p.ndim == 2 and _matching([name], fused_patterns):
+        if algorithm == "spectral" and _is_experts(name, p, places.owner(name)):
+            key = "experts"
+        elif split_fused and algorithm == "spectral" and p.ndim == 2 and _matching([name], fused_patterns):
             key = _fused_split(name, p, places)
             reason = f"fused QKV, {key[0]}={key[1]}"
         elif algorithm == "spectral" and _lora_factor(name) in ("A", "B"):
@@ -212,7 +223,8 @@ def partition(
 
 _GroupKey = str | tuple[str, tuple[int, ...]]
 """A group: "spectral", "adamw", "lora" (spectral LoRA factors, marked ``lora=True`` so the optimizer can size
-their updates apart), or a fused-split spectral group ("split_rows" | "split_cols", block sizes)."""
+their updates apart), "experts" (stacked MoE expert weights, marked ``stacked=True``), or a fused-split spectral
+group ("split_rows" | "split_cols", block sizes)."""
 
 
 def _groups(placed: list[tuple[str, Tensor, _GroupKey]]) -> list[dict[str, Any]]:
@@ -223,8 +235,8 @@ def _groups(placed: list[tuple[str, Tensor, _GroupKey]]) -> list[dict[str, Any]]
             groups[key] = {"params": [], "names": [], "algorithm": "adamw" if key == "adamw" else "spectral"}
             if isinstance(key, tuple):
                 groups[key][key[0]] = key[1]
-            elif key == "lora":
-                groups[key]["lora"] = True
+            elif key in ("lora", "experts"):
+                groups[key]["lora" if key == "lora" else "stacked"] = True
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
     rank = {"spectral": 0, "adamw": 2}
@@ -251,7 +263,7 @@ def _pattern_names(names: list[str]) -> list[str]:
 
 
 def _route(
-    names: list[str], p: Tensor, places: _Places, hits: dict[str, list[str]], lora: str, conv: str
+    names: list[str], p: Tensor, places: _Places, hits: dict[str, list[str]], lora: str, conv: str, experts: str
 ) -> tuple[str, str]:
     """(algorithm, reason) for one tensor known under `names` (more than one when tied)."""
     name = names[0]
@@ -274,10 +286,10 @@ def _route(
         return "spectral", f"user pattern {hits['spectral'][0]!r}"
     if hits["adamw"]:
         return "adamw", f"user pattern {hits['adamw'][0]!r}"
-    return _default_route(names, p, places, lora, conv)
+    return _default_route(names, p, places, lora, conv, experts)
 
 
-def _default_route(names: list[str], p: Tensor, places: _Places, lora: str, conv: str) -> tuple[str, str]:
+def _default_route(names: list[str], p: Tensor, places: _Places, lora: str, conv: str, experts: str) -> tuple[str, str]:
     """Rules 3–6 of the module docstring, for a trainable tensor no user pattern claimed."""
     name = names[0]
     owner = places.owner(name)
@@ -301,6 +313,8 @@ def _default_route(names: list[str], p: Tensor, places: _Places, lora: str, conv
         return "adamw", "bias"
     if p.ndim < 2:
         return "adamw", "1D/scalar"
+    if _is_experts(name, p, owner):
+        return experts, "MoE experts (a matrix per expert)"
     if p.ndim > 2:
         if owner is None or isinstance(owner, nn.modules.conv._ConvNd):
             return conv, "conv weight"
@@ -308,6 +322,17 @@ def _default_route(names: list[str], p: Tensor, places: _Places, lora: str, conv
     if min(p.shape) == 1:
         return "adamw", "vector (a side of 1)"
     return "spectral", "2D hidden matrix"
+
+
+def _is_experts(name: str, p: Tensor, owner: nn.Module | None) -> bool:
+    """A mixture-of-experts layer's stacked (experts, rows, cols) weight: 3-D, held by a module whose class name
+    contains ``Expert`` (transformers' ``MixtralExperts``, ``Qwen3MoeExperts``, ``GptOssExperts``, ...), or, known
+    by name only, named ``...experts.<name>``."""
+    if p.ndim != 3:
+        return False
+    if owner is not None:
+        return "Expert" in type(owner).__name__
+    return name.split(".")[-2:-1] == ["experts"]
 
 
 def _tied_role(roles: list[str | None]) -> str | None:

@@ -99,7 +99,10 @@ class Shaper:
                     stats.add(result, [items[i].sampled for i, _ in chunk])
                 for (i, j), O in zip(chunk, result.unbind(0), strict=True):
                     shaped[i][j] = O
-        return [item.layout.assemble(s) for s, item in zip(shaped, items, strict=True)]  # type: ignore[arg-type]
+        return [  # an item without matrices (a rank holding none of a layer's experts) stays empty
+            item.layout.assemble(s) if s else item.update.new_zeros(item.update.shape)  # type: ignore[arg-type]
+            for s, item in zip(shaped, items, strict=True)
+        ]
 
     def _sharded(
         self, items: list[ShapingItem], settings: ShapingSettings, stats: UpdateStats | None, group: ProcessGroup

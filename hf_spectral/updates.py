@@ -104,14 +104,18 @@ class MatrixLayout:
 
     Tensors with more than two dimensions (conv kernels) are viewed as (shape[0], −1); a fused weight can be cut
     into row blocks (``split_rows``, e.g. Q, K, V of a fused nn.Linear) or column blocks (``split_cols``, e.g.
-    GPT-2's transposed Conv1D ``c_attn``), each shaped on its own.
+    GPT-2's transposed Conv1D ``c_attn``), each shaped on its own; a ``stacked`` (E, m, n) tensor (the fused
+    experts of a mixture-of-experts layer) is E matrices of (m, n), each shaped on its own.
     """
 
     shape: tuple[int, ...]
     split_rows: tuple[int, ...] | None = None
     split_cols: tuple[int, ...] | None = None
+    stacked: bool = False
 
     def matrices(self, t: Tensor) -> list[Tensor]:
+        if self.stacked:
+            return list(t.unbind(0))
         M = t.reshape(self.shape[0], self.cols)
         if self.split_rows:
             return list(M.split(list(self.split_rows), dim=0))
@@ -127,6 +131,8 @@ class MatrixLayout:
     def block_shapes(self) -> list[tuple[int, int]]:
         """Shapes of the matrices that get shaped."""
         rows, cols = self.shape[0], self.cols
+        if self.stacked:
+            return [(self.shape[1], self.shape[2])] * rows
         if self.split_rows:
             return [(r, cols) for r in self.split_rows]
         if self.split_cols:
@@ -134,6 +140,8 @@ class MatrixLayout:
         return [(rows, cols)]
 
     def assemble(self, blocks: list[Tensor]) -> Tensor:
+        if self.stacked:
+            return torch.stack(blocks)
         if len(blocks) == 1:
             return blocks[0].reshape(self.shape)
         return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from ..config import SpectralConfig
 from ..optimizer import NONFINITE, SpectralOptimizer
 from ..presets import DynMuon, Muon, MuonP, SpectralAdam
-from ..routing import CONV_MODES, LORA_MODES
+from ..routing import CONV_MODES, EXPERT_MODES, LORA_MODES
 from ..schedules import PRESETS, SCHEDULES, as_schedule, to_spec
 
 
@@ -128,13 +128,15 @@ KEYS: dict[str, Key] = {
     "nonfinite": Key(Literal[NONFINITE], "on a NaN/Inf gradient: raise or skip the step", "raise"),
     "lora": Key(Literal[LORA_MODES], "which LoRA factors are shaped", "both"),
     "conv": Key(Literal[CONV_MODES], "where conv kernels go", "adamw"),
+    "experts": Key(Literal[EXPERT_MODES], "where MoE experts go (spectral: a matrix per expert)", "spectral"),
     "split_fused": Key(bool, "shape fused Q, K, V blocks separately", "false"),
     "spectral_patterns": Key(Patterns, f"parameters forced to spectral: {PATTERNS}", "none"),
     "adamw_patterns": Key(Patterns, f"parameters forced to AdamW: {PATTERNS}", "none"),
     "skip_patterns": Key(Patterns, f"parameters left out of the optimizer: {PATTERNS}", "none"),
     "stats_every": Key(int, "log SVD statistics of the shaped updates every N steps (0: off)", "0"),
 }
-ROUTING_KEYS = {"lora": "lora", "conv": "conv", "split_fused": "split_fused", "spectral_patterns": "spectral",
+ROUTING_KEYS = {"lora": "lora", "conv": "conv", "experts": "experts", "split_fused": "split_fused",
+                "spectral_patterns": "spectral",
                 "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
 SCHEDULE_KEYS = ("schedule", "p_start", "p_end", "tau", "width")
 PASSTHROUGH = (*_config_keys(SpectralConfig, skip=("p", "betas")), "nonfinite", "stats_every", "eps")

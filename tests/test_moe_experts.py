@@ -1,0 +1,154 @@
+"""Mixture-of-experts layers: transformers stores a layer's experts as one (experts, rows, cols) tensor
+(``MixtralExperts.gate_up_proj``); routing sends it to a ``stacked`` spectral group and the optimizer shapes each
+expert's matrix on its own, exactly as if every expert were a separate nn.Linear."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny import text_batches
+from torch import nn
+from transformers import MixtralConfig, MixtralForCausalLM
+
+from hf_spectral import DynMuon, Muon, SpectralOptimizer, partition, spectral_power
+from hf_spectral.integrations.optim_args import resolve
+from hf_spectral.updates import MatrixLayout
+
+EPS = 3e-3
+
+
+def tiny_mixtral(seed: int = 0, experts: int = 4) -> MixtralForCausalLM:
+    torch.manual_seed(seed)
+    config = MixtralConfig(
+        vocab_size=256, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=experts, num_experts_per_tok=2, max_position_embeddings=128,
+    )  # fmt: skip
+    return MixtralForCausalLM(config)
+
+
+class ToyExperts(nn.Module):
+    """gpt-oss's layout: stacked weights (stored (in, out)) next to stacked biases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate_up_proj = nn.Parameter(torch.randn(3, 8, 12))
+        self.gate_up_proj_bias = nn.Parameter(torch.zeros(3, 12))
+        self.kernels = nn.Parameter(torch.randn(4, 5, 6))  # 3-D, but not an experts module's: see ToyBlock
+
+
+class ToyBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.experts = ToyExperts()
+        self.table = nn.Parameter(torch.randn(2, 3, 4))
+
+
+def test_mixtral_experts_go_to_a_stacked_spectral_group():
+    part = partition(tiny_mixtral())
+    (stacked,) = [g for g in part.groups if g.get("stacked")]
+    assert stacked["algorithm"] == "spectral"
+    expected = [f"model.layers.{i}.mlp.experts.{w}" for i in range(2) for w in ("gate_up_proj", "down_proj")]
+    assert stacked["names"] == expected
+    reason = part.assignments["model.layers.0.mlp.experts.down_proj"]
+    assert (reason.algorithm, reason.reason) == ("spectral", "MoE experts (a matrix per expert)")
+    assert part.assignments["model.layers.0.mlp.gate.weight"].reason == "2D hidden matrix"  # the router
+    assert "model.embed_tokens.weight" in part.names("adamw")
+
+
+def test_experts_option_sends_them_to_adamw():
+    part = partition(tiny_mixtral(), experts="adamw")
+    assert not any(g.get("stacked") for g in part.groups)
+    assert "model.layers.1.mlp.experts.gate_up_proj" in part.names("adamw")
+    with pytest.raises(ValueError, match="experts"):
+        partition(tiny_mixtral(), experts="both")
+
+
+def test_experts_are_recognised_by_module_class_or_by_name():
+    by_module = partition(ToyBlock())
+    assert by_module.assignments["experts.gate_up_proj"].reason == "MoE experts (a matrix per expert)"
+    assert by_module.assignments["experts.gate_up_proj_bias"].algorithm == "adamw"  # a bias, though 2-D
+    assert by_module.assignments["table"].reason == "ndim > 2 (not a conv weight)"  # 3-D outside an experts module
+    by_name = partition([("layers.0.mlp.experts.down_proj", torch.zeros(4, 6, 5, requires_grad=True)),
+                         ("layers.0.conv.weight", torch.zeros(4, 6, 5, requires_grad=True))])  # fmt: skip
+    (stacked,) = [g for g in by_name.groups if g.get("stacked")]
+    assert stacked["names"] == ["layers.0.mlp.experts.down_proj"]
+    assert by_name.assignments["layers.0.conv.weight"].reason == "conv weight"
+
+
+def test_a_user_pattern_forcing_experts_to_spectral_keeps_them_stacked():
+    part = partition(tiny_mixtral(), spectral="*experts.down_proj", experts="adamw")
+    (stacked,) = [g for g in part.groups if g.get("stacked")]
+    assert stacked["names"] == ["model.layers.0.mlp.experts.down_proj", "model.layers.1.mlp.experts.down_proj"]
+
+
+def test_stacked_layout_is_a_matrix_per_expert():
+    t = torch.arange(2 * 3 * 4.0).reshape(2, 3, 4)
+    layout = MatrixLayout((2, 3, 4), stacked=True)
+    blocks = layout.matrices(t)
+    assert layout.block_shapes() == [(3, 4), (3, 4)] and [b.shape for b in blocks] == [(3, 4), (3, 4)]
+    assert torch.equal(blocks[1], t[1]) and torch.equal(layout.assemble(blocks), t)
+
+
+@pytest.mark.parametrize("method", ["eigh", "tns"])
+def test_each_expert_is_updated_as_a_separate_matrix_would_be(method):
+    """Three steps with momentum and the RMS scale: a (3, 12, 20) stacked tensor ends where three (12, 20) tensors
+    of an ordinary spectral group end, and the first step is each expert's own spectral_power (eigh, float64-tested
+    elsewhere)."""
+    torch.manual_seed(0)
+    W = torch.randn(3, 12, 20, requires_grad=True)
+    separate = [torch.nn.Parameter(W.detach()[e].clone()) for e in range(3)]
+    kwargs = dict(lr=0.05, p=-0.1, floor=EPS, method=method, precision="fp32", weight_decay=0.1)
+    stacked_opt = SpectralOptimizer([{"params": [W], "algorithm": "spectral", "stacked": True}], **kwargs)
+    separate_opt = SpectralOptimizer([{"params": separate, "algorithm": "spectral"}], **kwargs)
+    for step in range(3):
+        grad = torch.randn(3, 12, 20, generator=torch.Generator().manual_seed(step))
+        W.grad = grad.clone()
+        for e, t in enumerate(separate):
+            t.grad = grad[e].clone()
+        stacked_opt.step()
+        separate_opt.step()
+        torch.testing.assert_close(W.detach(), torch.stack([t.detach() for t in separate]), rtol=1e-6, atol=1e-7)
+    assert set(stacked_opt.state[W]) == {"momentum_buffer"} and stacked_opt.state[W]["momentum_buffer"].shape == W.shape
+
+
+def test_first_step_shapes_each_expert_with_its_own_singular_values():
+    torch.manual_seed(1)
+    W = torch.randn(2, 16, 10, requires_grad=True)
+    W0 = W.detach().clone()
+    opt = SpectralOptimizer([{"params": [W], "algorithm": "spectral", "stacked": True}], lr=1.0, p=0.5,
+                            order="none", scale="none", method="eigh")  # fmt: skip
+    W.grad = torch.randn(2, 16, 10)
+    W.grad[1] *= 1e3  # a shared normalisation across experts would shrink expert 0's update
+    expected = W0 - torch.stack([spectral_power(W.grad[e], 0.5, eps=EPS, method="eigh") for e in range(2)])
+    opt.step()
+    torch.testing.assert_close(W.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_group_refuses_a_tensor_that_is_not_three_dimensional():
+    W = torch.randn(4, 6, requires_grad=True)
+    with pytest.raises(ValueError, match=r"in a stacked group, which holds MoE experts .* but has 2 dimensions"):
+        SpectralOptimizer([{"params": [W], "algorithm": "spectral", "stacked": True}], lr=0.1)
+
+
+def test_muon_trains_a_tiny_mixtral_on_real_text():
+    model = tiny_mixtral(seed=2)
+    opt = Muon(model, lr=0.02)
+    experts = model.model.layers[0].mlp.experts.gate_up_proj
+    before = experts.detach().clone()
+    losses = []
+    for batch in text_batches(12, batch_size=4, block_size=32):
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.5
+    moved = (experts.detach() - before).flatten(1).norm(dim=1)
+    assert bool((moved > 0).all())  # every expert that received tokens moved; the router spreads 12 batches
+
+
+def test_optim_args_experts_key_reaches_the_partition():
+    resolved = resolve("dynmuon", "experts=adamw", lr=1e-3)
+    assert resolved.cls is DynMuon and resolved.routing == {"experts": "adamw"}
+    part = partition(tiny_mixtral(), **resolved.routing)
+    assert "model.layers.0.mlp.experts.gate_up_proj" in part.names("adamw")
