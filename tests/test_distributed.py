@@ -48,17 +48,21 @@ def test_shaper_matches_single_process_for_uneven_and_empty_shards(tmp_path):
 
 def test_fsdp2_and_ddp_optimizer_steps_match_single_process(tmp_path):
     """Weights after 4 steps agree with the single-process run to fp32 tolerance: the gradients differ only in
-    reduction order (~1e-7), which shaping at p ≤ 0 can amplify by up to ~1/ε; measured ≤ 3e-5, bound 1e-4."""
+    reduction order (~1e-7), which shaping at p ≤ 0 can amplify by up to ~1/ε; measured ≤ 3e-5, bound 1e-4. The
+    MoE cases (stacked experts, 3 per layer, sharded 2 + 1) too."""
     reports = _torchrun(SCRIPTS / "optimizer_equivalence.py", tmp_path)
     for case in reports[0]:
         assert case["max_rel_diff"] < 1e-4, case
         assert case["reference_moved"] > 1e-2, case  # the comparison is not vacuous
         assert case["p_last"] == case["p_ref_last"]
         per_rank = case["matrices_shaped_per_rank"]
-        assert sum(per_rank) == 4 * case["spectral_tensors"] and min(per_rank) > 0, case
+        assert sum(per_rank) == 4 * case["spectral_matrices"] and min(per_rank) > 0, case
         if case["kind"] == "fsdp2":
             assert case["state_sharded"], case
     assert any(c["optimizer"] == "dynmuon_crossing_zero" and c["p_last"] < 0 for c in reports[0])
+    moe = [c for c in reports[0] if c["moe"]]  # MoE experts: each rank shapes the experts it holds (FSDP2)
+    assert [c["kind"] for c in moe] == ["fsdp2", "ddp"] and all(c["stacked_groups"] == 1 for c in moe)
+    assert all(c["spectral_matrices"] > c["spectral_tensors"] for c in moe)
     for a, b in zip(reports[0], reports[1], strict=True):
         assert a["state_keys"] == b["state_keys"]  # the same optimizer state keys on every rank
 

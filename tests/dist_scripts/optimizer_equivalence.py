@@ -2,7 +2,8 @@
 
 Every rank also trains a single-process reference on the union of all ranks' batches (the mean loss over the union
 has the gradient that FSDP2/DDP average). Model: a tiny Llama whose MLP (intermediate 75) and k/v projections
-shard unevenly over 2 ranks; optional PEFT LoRA. Writes a JSON report per rank to $OUT_DIR."""
+shard unevenly over 2 ranks, optionally with PEFT LoRA; or a tiny Mixtral whose 3 experts per layer (stacked
+(experts, rows, cols) tensors) shard 2 + 1 over the ranks. Writes a JSON report per rank to $OUT_DIR."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import torch.distributed as dist
 from teardown import finish
 from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
 from hf_spectral import DynMuon, Muon, SpectralAdam
 from hf_spectral.corpus import byte_blocks, stdlib_texts
@@ -41,8 +42,15 @@ OPTIMIZERS = {
 }
 
 
-def tiny(lora: bool):
+def tiny(lora: bool, moe: bool = False):
     torch.manual_seed(0)
+    if moe:
+        config = MixtralConfig(
+            vocab_size=256, hidden_size=48, intermediate_size=40, num_hidden_layers=2, num_attention_heads=3,
+            num_key_value_heads=1, head_dim=16, num_local_experts=3, num_experts_per_tok=2,
+            max_position_embeddings=64,
+        )  # fmt: skip
+        return MixtralForCausalLM(config)
     config = LlamaConfig(
         vocab_size=256, hidden_size=48, intermediate_size=75, num_hidden_layers=2, num_attention_heads=3,
         num_key_value_heads=1, head_dim=16, max_position_embeddings=64, tie_word_embeddings=False,
@@ -66,8 +74,8 @@ def full_weights(model):
     return out
 
 
-def run(kind, optim, lora, batches, rank, world):
-    reference, model = tiny(lora), tiny(lora)
+def run(kind, optim, lora, batches, rank, world, moe=False):
+    reference, model = tiny(lora, moe), tiny(lora, moe)
     if kind == "fsdp2":
         layers = model.base_model.model.model.layers if lora else model.model.layers
         for layer in layers:
@@ -89,15 +97,19 @@ def run(kind, optim, lora, batches, rank, world):
         opt.zero_grad()
     ours, ref = full_weights(model), full_weights(reference)
     worst = max(float((ours[n] - ref[n]).abs().max() / ref[n].abs().max().clamp_min(1e-12)) for n in ref)
-    moved = max(float((ref[n] - w).abs().max()) for n, w in full_weights(tiny(lora)).items())
+    moved = max(float((ref[n] - w).abs().max()) for n, w in full_weights(tiny(lora, moe)).items())
     state_keys = sorted({k for s in opt.state.values() for k in s})
     sharded_state = all(type(v).__name__ == "DTensor" for s in opt.state.values() for v in s.values()
                         if torch.is_tensor(v) and v.ndim > 0)  # fmt: skip
     counts = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
     dist.all_gather(counts, torch.tensor([opt.shaper.matrices_shaped]))
     spectral_tensors = sum(len(g["params"]) for g in opt.param_groups if g["algorithm"] == "spectral")
+    spectral_matrices = sum(p.shape[0] if g.get("stacked") else 1 for g in opt.param_groups
+                            if g["algorithm"] == "spectral" for p in g["params"])  # fmt: skip
     return {
-        "kind": kind, "optimizer": optim, "lora": lora, "max_rel_diff": worst, "reference_moved": moved,
+        "kind": kind, "optimizer": optim, "lora": lora, "moe": moe, "max_rel_diff": worst, "reference_moved": moved,
+        "stacked_groups": sum(bool(g.get("stacked")) for g in opt.param_groups),
+        "spectral_matrices": spectral_matrices,
         "state_keys": state_keys, "state_sharded": sharded_state,
         "matrices_shaped_per_rank": [int(c) for c in counts], "spectral_tensors": spectral_tensors,
         "p_last": opt.current_p(), "p_ref_last": opt_ref.current_p(),
@@ -112,6 +124,7 @@ def main():
     cases = [("fsdp2", o, False) for o in OPTIMIZERS] + [("fsdp2", "dynmuon_crossing_zero", True)]
     cases += [("ddp", "muon", False), ("ddp", "spectral_adam", False)]
     report = [run(kind, optim, lora, batches, rank, world) for kind, optim, lora in cases]
+    report += [run(kind, "muon", False, batches, rank, world, moe=True) for kind in ("fsdp2", "ddp")]
     with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(report, f, indent=1)
     finish(0)
