@@ -152,3 +152,61 @@ def test_optim_args_experts_key_reaches_the_partition():
     assert resolved.cls is DynMuon and resolved.routing == {"experts": "adamw"}
     part = partition(tiny_mixtral(), **resolved.routing)
     assert "model.layers.0.mlp.experts.gate_up_proj" in part.names("adamw")
+
+
+def test_trainer_dynmuon_on_mixtral_shapes_the_experts_and_resumes_exactly(tmp_path):
+    """`--optim dynmuon` on a MoE model puts the experts in the stacked group, and 4 steps straight equal 2 steps +
+    checkpoint + resume for 2, bit for bit. The resumed model comes from ``from_pretrained(checkpoint)``:
+    transformers' Trainer loads a MoE checkpoint's per-expert keys without converting them (transformers#48805),
+    which would restart the experts from their initial weights (docs/faq.md)."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    blocks = text_batches(1, batch_size=32, block_size=32)[0]
+    data = Dataset.from_dict({"input_ids": blocks.tolist(), "labels": blocks.tolist()})
+
+    def run(out, model, resume=None):
+        args = TrainingArguments(
+            output_dir=str(out), optim="dynmuon", learning_rate=3e-3, max_steps=4, per_device_train_batch_size=4,
+            save_strategy="steps", save_steps=2, logging_steps=1, report_to=[], use_cpu=True, seed=0,
+            disable_tqdm=True, dataloader_num_workers=0,
+        )  # fmt: skip
+        trainer = Trainer(model=model, args=args, train_dataset=data)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    initial = tiny_mixtral()
+    before = initial.model.layers[1].mlp.experts.down_proj.detach().clone()
+    straight = run(tmp_path / "straight", initial)
+    (stacked,) = [g for g in straight.optimizer.optimizer.param_groups if g.get("stacked")]
+    assert len(stacked["params"]) == 4 and all(p.ndim == 3 for p in stacked["params"])
+    assert not torch.equal(initial.model.layers[1].mlp.experts.down_proj.detach(), before)
+    checkpoint = tmp_path / "straight" / "checkpoint-2"
+    resumed = run(tmp_path / "resumed", MixtralForCausalLM.from_pretrained(checkpoint), resume=str(checkpoint))
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_stacked_state_round_trips_through_state_dict():
+    """2 steps + state_dict + load into a fresh model and optimizer + 2 steps = 4 steps straight, bit for bit."""
+    batches = text_batches(4, batch_size=4, block_size=32)
+
+    def train(model, opt, steps):
+        for batch in steps:
+            model(input_ids=batch, labels=batch).loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+    straight = tiny_mixtral()
+    opt = DynMuon(straight, total_steps=4)
+    train(straight, opt, batches)
+    first = tiny_mixtral()
+    opt_first = DynMuon(first, total_steps=4)
+    train(first, opt_first, batches[:2])
+    resumed = tiny_mixtral(seed=7)
+    resumed.load_state_dict(first.state_dict())
+    opt_resumed = DynMuon(resumed, total_steps=4)
+    opt_resumed.load_state_dict(opt_first.state_dict())
+    train(resumed, opt_resumed, batches[2:])
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
