@@ -504,7 +504,8 @@ def _local(t: Tensor) -> Tensor:
 def _layout(t: Tensor, group: Mapping[str, Any]) -> MatrixLayout:
     if group.get("stacked"):  # the experts this rank holds (FSDP2 shards dim 0: whole experts)
         return MatrixLayout(tuple(_local(t).shape), stacked=True)
-    return MatrixLayout(tuple(t.shape), group.get("split_rows"), group.get("split_cols"))
+    return MatrixLayout(tuple(t.shape), group.get("split_rows"), group.get("split_cols"),
+                        interleaved_cols=group.get("interleaved_cols"))  # fmt: skip
 
 
 def _shard(t: Tensor, group: Mapping[str, Any]) -> ShardSpec | None:
@@ -534,6 +535,12 @@ def _check_matrix_param(t: Tensor, group: Mapping[str, Any], index: int | None =
             f"holds MoE experts as (experts, rows, cols) tensors, but has {t.ndim} dimensions"
         )
     rows, cols = t.shape[0], math.prod(t.shape[1:])
+    interleaved = group.get("interleaved_cols")
+    if interleaved is not None and (not isinstance(interleaved, int) or interleaved < 1 or cols % interleaved):
+        raise ValueError(
+            f"SpectralOptimizer: interleaved_cols={interleaved!r} must be a positive integer dividing the {cols} "
+            f"columns of {_param_name(t, group, index)}"
+        )
     for key, size in (("split_rows", rows), ("split_cols", cols)):
         split = group.get(key)
         if split is not None and (sum(split) != size or min(split) < 1):

@@ -19,7 +19,9 @@ Rules, first match wins:
    maps hidden states to the task's outputs (a classifier has one row per label, often freshly initialized) and
    a pooler prepares its input; they are not hidden layers, and shaped updates fine-tune them badly.
 4. PEFT: ``lora_A`` / ``lora_B`` → spectral (a group of their own, marked ``lora=True``) or adamw by the ``lora``
-   option; ``lora_embedding_A/B`` and anything under ``modules_to_save`` → adamw.
+   option; ``lora_embedding_A/B`` and anything under ``modules_to_save`` → adamw. The factors of LoRA on stacked
+   MoE experts (PEFT ``target_parameters``) hold one factor per expert and are shaped per expert (A: row blocks,
+   B: interleaved columns, as PEFT lays them out).
 5. Norm modules (class name contains ``Norm``), biases, tensors with ndim < 2, 2-D tensors with a side of 1 → adamw;
    the (experts, rows, cols) weights of a mixture-of-experts layer (a 3-D tensor of a module whose class name
    contains ``Expert``, or named ``...experts.<name>`` when only names are known: transformers' ``*Experts``
@@ -53,7 +55,9 @@ FUSED_QKV_PATTERNS = ("*qkv_proj.weight", "*c_attn.weight", "*W_pack.weight", "*
 """Fused attention projections stored as contiguous [Q; K; V] blocks (Phi-3, GPT-2, Qwen-1, Baichuan,
 nn.MultiheadAttention). GPT-NeoX / Falcon / Bloom ``query_key_value`` interleave the heads, so a contiguous
 split would mix Q, K and V: they are not listed."""
-GROUP_KEYS = frozenset({"params", "names", "algorithm", "split_rows", "split_cols", "lora", "stacked"})
+GROUP_KEYS = frozenset(
+    {"params", "names", "algorithm", "split_rows", "split_cols", "interleaved_cols", "lora", "stacked"}
+)
 """Keys a partition writes into every group; `Partition.param_groups` refuses to override them."""
 MAX_REASON_ROWS = 16
 HEAD_NAMES = ("classifier", "score", "qa_outputs", "classification_head")
@@ -205,14 +209,16 @@ def partition(
         if p.requires_grad:
             _refuse_flattened(name, p, places.owner(name))
         algorithm, reason = _route(names, p, places, hits, lora, conv, experts)
-        key: _GroupKey = algorithm
+        key: _GroupKey = algorithm if algorithm != "spectral" else ()
         if algorithm == "spectral" and _is_experts(name, p, places.owner(name)):
-            key = "experts"
+            key = (("stacked", True),)
         elif split_fused and algorithm == "spectral" and p.ndim == 2 and _matching([name], fused_patterns):
-            key = _fused_split(name, p, places)
-            reason = f"fused QKV, {key[0]}={key[1]}"
+            key = (_fused_split(name, p, places),)
+            reason = f"fused QKV, {key[0][0]}={key[0][1]}"
         elif algorithm == "spectral" and _lora_factor(name) in ("A", "B"):
-            key = "lora"
+            per_expert = _expert_lora_split(name, p, places)
+            key = (("lora", True), *per_expert)
+            reason += ", a matrix per expert" if per_expert else ""
         assignments[name] = Assignment(algorithm, reason, tuple(p.shape), p.numel())
         if algorithm != "frozen":
             placed.append((name, p, key))
@@ -221,25 +227,23 @@ def partition(
     return Partition(_groups(placed), assignments)
 
 
-_GroupKey = str | tuple[str, tuple[int, ...]]
-"""A group: "spectral", "adamw", "lora" (spectral LoRA factors, marked ``lora=True`` so the optimizer can size
-their updates apart), "experts" (stacked MoE expert weights, marked ``stacked=True``), or a fused-split spectral
-group ("split_rows" | "split_cols", block sizes)."""
+_GroupKey = str | tuple[tuple[str, Any], ...]
+"""A group: "adamw", "frozen", or a spectral group given by the entries it carries besides params and names: ()
+plain, (("lora", True),) LoRA factors (the optimizer sizes their updates apart), (("stacked", True),) stacked MoE
+expert weights, (("split_rows" | "split_cols", block sizes),) fused Q, K, V, and a LoRA factor of MoE experts
+(("lora", True), ("split_rows", sizes) | ("interleaved_cols", experts))."""
 
 
 def _groups(placed: list[tuple[str, Tensor, _GroupKey]]) -> list[dict[str, Any]]:
-    """Param groups in the order spectral, fused-split and LoRA spectral (first appearance), adamw; none empty."""
+    """Param groups in the order plain spectral, the other spectral groups (first appearance), adamw; none empty."""
     groups: dict[_GroupKey, dict[str, Any]] = {}
     for name, p, key in placed:
         if key not in groups:
-            groups[key] = {"params": [], "names": [], "algorithm": "adamw" if key == "adamw" else "spectral"}
-            if isinstance(key, tuple):
-                groups[key][key[0]] = key[1]
-            elif key in ("lora", "experts"):
-                groups[key]["lora" if key == "lora" else "stacked"] = True
+            extra = dict(key) if isinstance(key, tuple) else {}
+            groups[key] = {"params": [], "names": [], "algorithm": "adamw" if key == "adamw" else "spectral", **extra}
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
-    rank = {"spectral": 0, "adamw": 2}
+    rank = {(): 0, "adamw": 2}
     return [groups[key] for key in sorted(groups, key=lambda key: rank.get(key, 1))]
 
 
@@ -335,6 +339,21 @@ def _is_experts(name: str, p: Tensor, owner: nn.Module | None) -> bool:
     return name.split(".")[-2:-1] == ["experts"]
 
 
+def _expert_lora_split(name: str, p: Tensor, places: _Places) -> tuple[tuple[str, Any], ...]:
+    """For a LoRA factor of stacked MoE experts (PEFT ``target_parameters``: a ``ParamWrapper`` whose
+    ``num_experts`` is E), how it holds one factor per expert: A (E·r, in) as E row blocks, B (out, E·r) with
+    expert e's columns at e, e + E, e + 2E, ... (PEFT's layout); () for any other LoRA factor."""
+    wrapper = places.module(name.split(".lora_A.")[0].split(".lora_B.")[0])
+    count = getattr(wrapper, "num_experts", 1)
+    if not isinstance(count, int) or count <= 1 or p.ndim != 2:
+        return ()
+    if _lora_factor(name) == "A" and p.shape[0] % count == 0:
+        return (("split_rows", (p.shape[0] // count,) * count),)
+    if _lora_factor(name) == "B" and p.shape[1] % count == 0:
+        return (("interleaved_cols", count),)
+    return ()
+
+
 def _tied_role(roles: list[str | None]) -> str | None:
     """The role of a tensor known under several names: an embedding tied to the output head says so."""
     found = [role for role in roles if role is not None]
@@ -364,6 +383,9 @@ class _NamePlaces:
     def owner(self, name: str) -> nn.Module | None:
         return None
 
+    def module(self, name: str) -> nn.Module | None:
+        return None
+
     def role(self, name: str) -> str | None:
         parts = name.removeprefix(PEFT_PREFIX).split(".")
         if any("embed" in part for part in parts) or "wte" in parts or "wpe" in parts:
@@ -385,9 +407,11 @@ class _ModulePlaces:
     def __init__(self, model: nn.Module) -> None:
         self.config = getattr(model, "config", None)
         self.owners: dict[str, nn.Module] = {}
+        self.modules: dict[str, nn.Module] = {}
         prefixes: dict[int, str] = {}
         for module_name, module in model.named_modules(remove_duplicate=False):
             prefixes.setdefault(id(module), module_name)
+            self.modules[module_name] = module
             for local, _ in module.named_parameters(recurse=False):
                 self.owners[f"{module_name}.{local}" if module_name else local] = module
         self.input_prefix = _prefix(prefixes, _accessor(model, "get_input_embeddings"))
@@ -398,6 +422,9 @@ class _ModulePlaces:
 
     def owner(self, name: str) -> nn.Module | None:
         return self.owners.get(name)
+
+    def module(self, name: str) -> nn.Module | None:
+        return self.modules.get(name)
 
     def role(self, name: str) -> str | None:
         if _under(name, self.input_prefix):

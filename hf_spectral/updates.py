@@ -105,18 +105,22 @@ class MatrixLayout:
     Tensors with more than two dimensions (conv kernels) are viewed as (shape[0], −1); a fused weight can be cut
     into row blocks (``split_rows``, e.g. Q, K, V of a fused nn.Linear) or column blocks (``split_cols``, e.g.
     GPT-2's transposed Conv1D ``c_attn``), each shaped on its own; a ``stacked`` (E, m, n) tensor (the fused
-    experts of a mixture-of-experts layer) is E matrices of (m, n), each shaped on its own.
+    experts of a mixture-of-experts layer) is E matrices of (m, n), and ``interleaved_cols=E`` makes column j part
+    of matrix j mod E (PEFT's LoRA B of E experts), each shaped on its own.
     """
 
     shape: tuple[int, ...]
     split_rows: tuple[int, ...] | None = None
     split_cols: tuple[int, ...] | None = None
     stacked: bool = False
+    interleaved_cols: int | None = None
 
     def matrices(self, t: Tensor) -> list[Tensor]:
         if self.stacked:
             return list(t.unbind(0))
         M = t.reshape(self.shape[0], self.cols)
+        if self.interleaved_cols:
+            return list(M.unflatten(1, (-1, self.interleaved_cols)).unbind(2))
         if self.split_rows:
             return list(M.split(list(self.split_rows), dim=0))
         if self.split_cols:
@@ -133,6 +137,8 @@ class MatrixLayout:
         rows, cols = self.shape[0], self.cols
         if self.stacked:
             return [(self.shape[1], self.shape[2])] * rows
+        if self.interleaved_cols:
+            return [(rows, cols // self.interleaved_cols)] * self.interleaved_cols
         if self.split_rows:
             return [(r, cols) for r in self.split_rows]
         if self.split_cols:
@@ -142,6 +148,8 @@ class MatrixLayout:
     def assemble(self, blocks: list[Tensor]) -> Tensor:
         if self.stacked:
             return torch.stack(blocks)
+        if self.interleaved_cols:
+            return torch.stack(blocks, dim=2).reshape(self.shape)
         if len(blocks) == 1:
             return blocks[0].reshape(self.shape)
         return torch.cat(blocks, dim=0 if self.split_rows else 1).reshape(self.shape)

@@ -210,3 +210,72 @@ def test_stacked_state_round_trips_through_state_dict():
     train(resumed, opt_resumed, batches[2:])
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def _lora_on_experts(seed: int = 0):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"],
+                        target_parameters=["experts.gate_up_proj", "experts.down_proj"])  # fmt: skip
+    model = get_peft_model(tiny_mixtral(seed), config)
+    torch.manual_seed(seed + 1)
+    for name, p in model.named_parameters():  # non-zero B, so that A gets gradients from the first step
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    return model
+
+
+def test_lora_on_experts_is_shaped_per_expert_as_peft_lays_it_out():
+    """PEFT's LoRA of E experts (``target_parameters``) keeps A as (E·r, in), expert e's rows at e·r ... e·r + r − 1,
+    and B as (out, E·r), expert e's columns at e, e + E, ...: routing marks the first split_rows, the second
+    interleaved_cols, and the layouts cut out exactly PEFT's per-expert factors."""
+    model = _lora_on_experts()
+    part = partition(model)
+    name = "base_model.model.model.layers.0.mlp.experts.lora_B.default.weight"
+    assert part.assignments[name].reason == "LoRA B, a matrix per expert"
+    (a_group,) = [g for g in part.groups if "split_rows" in g]
+    (b_group,) = [g for g in part.groups if "interleaved_cols" in g]
+    assert (
+        a_group["lora"] and b_group["lora"] and a_group["split_rows"] == (4,) * 4 and b_group["interleaved_cols"] == 4
+    )
+    assert part.assignments["base_model.model.model.layers.0.self_attn.q_proj.lora_B.default.weight"].reason == "LoRA B"
+    B = b_group["params"][0].detach()
+    per_expert = B.reshape(B.shape[0], -1, 4).permute(2, 0, 1)  # PEFT's own reshape (ParamWrapper)
+    layout = MatrixLayout(tuple(B.shape), interleaved_cols=4)
+    assert all(torch.equal(M, per_expert[e]) for e, M in enumerate(layout.matrices(B)))
+    assert torch.equal(layout.assemble(layout.matrices(B)), B)
+
+
+def test_lora_factors_of_experts_are_updated_as_separate_factors_would_be():
+    """One step of the stacked LoRA factors equals one step of each expert's (A_e, B_e) as separate tensors."""
+    model = _lora_on_experts()
+    groups = [g for g in partition(model).groups if "split_rows" in g or "interleaved_cols" in g]
+    A, B = groups[0]["params"][0], groups[1]["params"][0]
+    A.grad, B.grad = torch.randn_like(A), torch.randn_like(B)
+    A_parts = [torch.nn.Parameter(a.clone()) for a in A.detach().reshape(4, -1, A.shape[1])]
+    B_parts = [torch.nn.Parameter(b.clone()) for b in B.detach().reshape(B.shape[0], -1, 4).unbind(2)]
+    for part, grad in zip(A_parts, A.grad.reshape(4, -1, A.shape[1]), strict=True):
+        part.grad = grad.clone()
+    for part, grad in zip(B_parts, B.grad.reshape(B.shape[0], -1, 4).unbind(2), strict=True):
+        part.grad = grad.clone()
+    kwargs = dict(lr=0.1, p=0.0, precision="fp32")
+    stacked = SpectralOptimizer([{**groups[0], "params": [A]}, {**groups[1], "params": [B]}], **kwargs)
+    separate = SpectralOptimizer([{"params": A_parts + B_parts, "algorithm": "spectral", "lora": True}], **kwargs)
+    stacked.step()
+    separate.step()
+    torch.testing.assert_close(A.detach(), torch.cat([t.detach() for t in A_parts]), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(B.detach(), torch.stack([t.detach() for t in B_parts], dim=2).reshape(B.shape),
+                               rtol=1e-6, atol=1e-7)  # fmt: skip
+
+
+def test_lora_on_experts_trains():
+    model = _lora_on_experts(seed=3)
+    opt = DynMuon(model, lr=2e-2, total_steps=10)
+    losses = []
+    for batch in text_batches(10, batch_size=4, block_size=32):
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.1
