@@ -136,8 +136,7 @@ KEYS: dict[str, Key] = {
     "stats_every": Key(int, "log SVD statistics of the shaped updates every N steps (0: off)", "0"),
 }
 ROUTING_KEYS = {"lora": "lora", "conv": "conv", "experts": "experts", "split_fused": "split_fused",
-                "spectral_patterns": "spectral",
-                "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
+                "spectral_patterns": "spectral", "adamw_patterns": "adamw", "skip_patterns": "skip"}  # fmt: skip
 SCHEDULE_KEYS = ("schedule", "p_start", "p_end", "tau", "width")
 PASSTHROUGH = (*_config_keys(SpectralConfig, skip=("p", "betas")), "nonfinite", "stats_every", "eps")
 
