@@ -47,6 +47,18 @@ def _history(run_dir: Path) -> list[dict]:
     return json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
 
 
+def test_moe_demo_quick_form_shapes_the_experts(tmp_path):
+    """The MoE demo's quick form runs for every optimizer, the spectral ones logging their shaping (that the experts
+    go to a stacked group and are shaped per expert is tests/test_moe_experts.py's)."""
+    recipe = load_recipe(ROOT / "recipes" / "moe_demo.yaml", quick=True)
+    assert recipe.model.config["model_type"] == "mixtral" and recipe.model.config["num_local_experts"] > 1
+    assert main(["compare", str(ROOT / "recipes" / "moe_demo.yaml"), "--quick", "--output-dir", str(tmp_path)]) == 0
+    assert list(_table_rows(tmp_path / "summary.md")) == ["dynmuon", "muon", "adamw"]
+    for name in ("dynmuon", "muon"):
+        logged = [e for e in _history(tmp_path / "runs" / f"{name}-seed0") if "spectral/update_rms" in e]
+        assert logged
+
+
 def test_demo_quick_form_runs_end_to_end(tmp_path):
     assert main(["compare", str(ROOT / "recipes" / "demo.yaml"), "--quick", "--output-dir", str(tmp_path)]) == 0
     _decodes(tmp_path / "loss_curves.png")
