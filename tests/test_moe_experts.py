@@ -26,6 +26,18 @@ def tiny_mixtral(seed: int = 0, experts: int = 4) -> MixtralForCausalLM:
     return MixtralForCausalLM(config)
 
 
+def train(model: nn.Module, opt: torch.optim.Optimizer, batches: list[torch.Tensor]) -> list[float]:
+    """One optimizer step per batch of token ids (labels = inputs); the losses."""
+    losses = []
+    for batch in batches:
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
 class ToyExperts(nn.Module):
     """gpt-oss's layout: stacked weights (stored (in, out)) next to stacked biases."""
 
@@ -135,13 +147,7 @@ def test_muon_trains_a_tiny_mixtral_on_real_text():
     opt = Muon(model, lr=0.02)
     experts = model.model.layers[0].mlp.experts.gate_up_proj
     before = experts.detach().clone()
-    losses = []
-    for batch in text_batches(12, batch_size=4, block_size=32):
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    losses = train(model, opt, text_batches(12, batch_size=4, block_size=32))
     assert sum(losses[-3:]) / 3 < losses[0] - 0.5
     moved = (experts.detach() - before).flatten(1).norm(dim=1)
     assert bool((moved > 0).all())  # every expert that received tokens moved; the router spreads 12 batches
@@ -190,16 +196,8 @@ def test_trainer_dynmuon_on_mixtral_shapes_the_experts_and_resumes_exactly(tmp_p
 def test_stacked_state_round_trips_through_state_dict():
     """2 steps + state_dict + load into a fresh model and optimizer + 2 steps = 4 steps straight, bit for bit."""
     batches = text_batches(4, batch_size=4, block_size=32)
-
-    def train(model, opt, steps):
-        for batch in steps:
-            model(input_ids=batch, labels=batch).loss.backward()
-            opt.step()
-            opt.zero_grad()
-
     straight = tiny_mixtral()
-    opt = DynMuon(straight, total_steps=4)
-    train(straight, opt, batches)
+    train(straight, DynMuon(straight, total_steps=4), batches)
     first = tiny_mixtral()
     opt_first = DynMuon(first, total_steps=4)
     train(first, opt_first, batches[:2])
@@ -270,12 +268,5 @@ def test_lora_factors_of_experts_are_updated_as_separate_factors_would_be():
 
 def test_lora_on_experts_trains():
     model = _lora_on_experts(seed=3)
-    opt = DynMuon(model, lr=2e-2, total_steps=10)
-    losses = []
-    for batch in text_batches(10, batch_size=4, block_size=32):
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    losses = train(model, DynMuon(model, lr=2e-2, total_steps=10), text_batches(10, batch_size=4, block_size=32))
     assert sum(losses[-3:]) / 3 < losses[0] - 0.1
