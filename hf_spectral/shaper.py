@@ -4,15 +4,18 @@
     plain tensors, data parallel (DDP)    each rank shapes the matrices it owns; one all-gather shares them
     FSDP2 row shards (DTensor Shard(0))   all-to-all to owners → shape whole matrices → all-to-all back
 
-Same-shape matrices are stacked and shaped in one batched call (on accelerators; on CPU one at a time, since each
-GEMM is already parallel and stacking would only copy). Every rank must call with the same parameter list.
+Same-shape matrices are stacked and shaped in batched calls of up to `MAX_BATCH_ELEMENTS` elements (on
+accelerators; on CPU one at a time, since each GEMM is already parallel and stacking would only copy). Every rank
+must call with the same parameter list.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -25,6 +28,8 @@ from .distributed.sharding import ShardSpec
 from .shaping import result_dtype
 from .stats import UpdateStats
 from .updates import MatrixLayout, ShapingSettings, shape_and_scale
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,8 @@ class Shaper:
             for j, M in enumerate(matrices):
                 batches[(tuple(M.shape), M.device, M.dtype)].append((i, j))
         shaped: list[list[Tensor | None]] = [[None] * len(b) for b in blocks]
-        for (_, device, _), members in batches.items():
-            chunks = [members] if device.type != "cpu" else [[m] for m in members]
-            for chunk in chunks:
+        for (shape, device, _), members in batches.items():
+            for chunk in batch_chunks(members, shape, device):
                 matrices = [blocks[i][j] for i, j in chunk]
                 if len(matrices) == 1:
                     stacked, overwrite = matrices[0].unsqueeze(0), items[chunk[0][0]].private
@@ -144,6 +148,21 @@ class Shaper:
         if stats is not None:
             stats.merge(_all_reduced(local_stats, group, device))  # type: ignore[arg-type]
         return results
+
+
+MAX_BATCH_ELEMENTS = 1 << 27
+"""Elements of one batched shaping call on an accelerator (512 MiB of float32 input, and the kernel's work buffers
+in proportion): same-shape matrices are stacked up to this many, so that a model with hundreds of them (80 layers
+of 8192 × 8192 projections, or thousands of MoE expert matrices) is not stacked, and copied, all at once."""
+
+
+def batch_chunks(members: list[T], shape: tuple[int, ...], device: torch.device) -> list[list[T]]:
+    """`members` (same-shape matrices) cut into the batches shaped in one call: one matrix per call on the CPU
+    (each GEMM is already parallel and stacking would only copy), else as many as fit in `MAX_BATCH_ELEMENTS`."""
+    if device.type == "cpu":
+        return [[m] for m in members]
+    per_call = max(1, MAX_BATCH_ELEMENTS // max(1, math.prod(shape)))
+    return [members[i : i + per_call] for i in range(0, len(members), per_call)]
 
 
 def _cost(layout: MatrixLayout) -> int:

@@ -117,6 +117,31 @@ def test_stacked_lora_factors_are_exact():
         assert relative_error(spectral_power(M.mT.to(DEVICE), p, eps=EPS).cpu(), shape_svd(M.mT, p, EPS)) <= 1e-5
 
 
+def test_moe_experts_step_matches_separate_matrices_in_capped_batches(monkeypatch):
+    """A stacked (experts, rows, cols) parameter on CUDA: one DynMuon-p step equals the step of the experts as
+    separate matrices, and a batch cap that cuts the 12 experts into batches of 5 changes nothing beyond
+    batched-GEMM rounding."""
+    from hf_spectral import shaper
+
+    torch.manual_seed(0)
+    W = torch.randn(12, 96, 256, device=DEVICE)
+    G = torch.randn(12, 96, 256, device=DEVICE)
+    kwargs = dict(lr=0.05, p=-0.1, order="none", scale="rms", rms=0.2)
+
+    def stepped(cap: int | None, stacked: bool) -> torch.Tensor:
+        if cap is not None:
+            monkeypatch.setattr(shaper, "MAX_BATCH_ELEMENTS", cap)
+        params = [nn.Parameter(W.clone())] if stacked else [nn.Parameter(w.clone()) for w in W]
+        for t, g in zip(params, [G] if stacked else G.unbind(0), strict=True):
+            t.grad = g.clone()
+        SpectralOptimizer([{"params": params, "algorithm": "spectral", "stacked": stacked}], **kwargs).step()
+        return params[0].detach() if stacked else torch.stack([t.detach() for t in params])
+
+    whole, capped, separate = (stepped(None, True) - W, stepped(5 * 96 * 256, True) - W, stepped(None, False) - W)
+    # batched and single GEMMs round differently (mixed precision); a batching bug would be O(1) off
+    assert relative_error(capped.cpu(), whole.cpu()) <= 3e-2 and relative_error(separate.cpu(), whole.cpu()) <= 3e-2
+
+
 def test_out_dtype():
     """Default float32; a requested dtype; None keeps the working dtype (bf16 for bf16 polar / NS and bf16_all TNS,
     whose sum accumulates in bf16); bf16 input

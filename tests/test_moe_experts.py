@@ -270,3 +270,18 @@ def test_lora_on_experts_trains():
     model = _lora_on_experts(seed=3)
     losses = train(model, DynMuon(model, lr=2e-2, total_steps=10), text_batches(10, batch_size=4, block_size=32))
     assert sum(losses[-3:]) / 3 < losses[0] - 0.1
+
+
+def test_accelerator_batches_are_capped_so_thousands_of_experts_are_not_stacked_at_once():
+    """On an accelerator same-shape matrices are shaped in batches of at most MAX_BATCH_ELEMENTS elements (48
+    layers × 128 experts of Qwen3-30B-A3B's 1536 × 2048 would otherwise be one 77 GB stack); one at a time on the
+    CPU. Every matrix is in exactly one batch, in order."""
+    from hf_spectral.shaper import MAX_BATCH_ELEMENTS, batch_chunks
+
+    members = list(range(48 * 128))
+    chunks = batch_chunks(members, (1536, 2048), torch.device("cuda"))
+    assert [m for chunk in chunks for m in chunk] == members
+    assert max(len(c) for c in chunks) * 1536 * 2048 <= MAX_BATCH_ELEMENTS and len(chunks[0]) == 42
+    assert [len(c) for c in batch_chunks(members[:5], (16384, 16384), torch.device("cuda"))] == [1] * 5  # > cap
+    assert batch_chunks(members[:3], (8, 8), torch.device("cuda")) == [[0, 1, 2]]
+    assert batch_chunks(members[:3], (8, 8), torch.device("cpu")) == [[0], [1], [2]]
