@@ -26,7 +26,8 @@ Rules, first match wins:
    the (experts, rows, cols) weights of a mixture-of-experts layer (a 3-D tensor of a module whose class name
    contains ``Expert``, or named ``...experts.<name>`` when only names are known: transformers' ``*Experts``
    modules, ``gate_up_proj`` / ``down_proj``) → the ``experts`` option, in a group marked ``stacked=True`` whose
-   tensors the optimizer shapes one expert matrix at a time; conv weights (ndim > 2) → the ``conv`` option; other
+   tensors the optimizer shapes one expert matrix at a time (DBRX's 2-D (experts·ffn, hidden) weights: a
+   ``split_rows`` group, a row block per expert); conv weights (ndim > 2) → the ``conv`` option; other
    ndim > 2 tensors → adamw.
 6. Every other 2-D tensor → spectral (transformers' ``Conv1D`` included: shaping commutes with transposition).
 
@@ -212,6 +213,8 @@ def partition(
         key: _GroupKey = algorithm if algorithm != "spectral" else ()
         if algorithm == "spectral" and _is_experts(name, p, places.owner(name)):
             key = (("stacked", True),)
+        elif algorithm == "spectral" and (rows := _expert_rows(p, places.owner(name))):
+            key = (("split_rows", rows),)
         elif split_fused and algorithm == "spectral" and p.ndim == 2 and _matching([name], fused_patterns):
             key = (_fused_split(name, p, places),)
             reason = f"fused QKV, {key[0][0]}={key[0][1]}"
@@ -317,7 +320,7 @@ def _default_route(names: list[str], p: Tensor, places: _Places, lora: str, conv
         return "adamw", "bias"
     if p.ndim < 2:
         return "adamw", "1D/scalar"
-    if _is_experts(name, p, owner):
+    if _is_experts(name, p, owner) or _expert_rows(p, owner):
         return experts, "MoE experts (a matrix per expert)"
     if p.ndim > 2:
         if owner is None or isinstance(owner, nn.modules.conv._ConvNd):
@@ -337,6 +340,17 @@ def _is_experts(name: str, p: Tensor, owner: nn.Module | None) -> bool:
     if owner is not None:
         return "Expert" in type(owner).__name__
     return name.split(".")[-2:-1] == ["experts"]
+
+
+def _expert_rows(p: Tensor, owner: nn.Module | None) -> tuple[int, ...] | None:
+    """Row blocks of a 2-D weight that concatenates E experts' matrices along its rows (DBRX's ``DbrxExpertGLU``:
+    (E·ffn, hidden), the owner an ``*Expert*`` module with ``moe_num_experts`` / ``num_experts`` = E)."""
+    if p.ndim != 2 or owner is None or "Expert" not in type(owner).__name__:
+        return None
+    count = next((getattr(owner, a) for a in ("moe_num_experts", "num_experts") if hasattr(owner, a)), None)
+    if not isinstance(count, int) or count <= 1 or p.shape[0] % count:
+        return None
+    return (p.shape[0] // count,) * count
 
 
 def _expert_lora_split(name: str, p: Tensor, places: _Places) -> tuple[tuple[str, Any], ...]:

@@ -285,3 +285,19 @@ def test_accelerator_batches_are_capped_so_thousands_of_experts_are_not_stacked_
     assert [len(c) for c in batch_chunks(members[:5], (16384, 16384), torch.device("cuda"))] == [1] * 5  # > cap
     assert batch_chunks(members[:3], (8, 8), torch.device("cuda")) == [[0, 1, 2]]
     assert batch_chunks(members[:3], (8, 8), torch.device("cpu")) == [[0], [1], [2]]
+
+
+def test_dbrx_experts_concatenated_in_rows_get_a_row_block_each():
+    """DBRX keeps its experts as 2-D (experts·ffn, hidden) weights: a split_rows group, one block per expert."""
+    from transformers import DbrxConfig, DbrxForCausalLM
+
+    config = DbrxConfig(d_model=32, n_heads=4, n_layers=1, max_seq_len=64, vocab_size=64,
+                        attn_config={"kv_n_heads": 2, "rope_theta": 10000.0},
+                        ffn_config={"ffn_hidden_size": 16, "moe_num_experts": 4, "moe_top_k": 2})  # fmt: skip
+    model = DbrxForCausalLM(config)
+    part = partition(model)
+    (split,) = [g for g in part.groups if "split_rows" in g]
+    assert split["split_rows"] == (16,) * 4 and [n.rsplit(".", 1)[-1] for n in split["names"]] == ["w1", "v1", "w2"]
+    assert part.assignments["transformer.blocks.0.ffn.experts.mlp.w1"].reason == "MoE experts (a matrix per expert)"
+    assert part.assignments["transformer.blocks.0.ffn.router.layer.weight"].reason == "2D hidden matrix"
+    assert "transformer.blocks.0.ffn.experts.mlp.v1" in partition(model, experts="adamw").names("adamw")
