@@ -82,8 +82,8 @@ def _checker(cls: type) -> type:
         enums = [t for t in typing.get_args(hint) if isinstance(t, type) and issubclass(t, enum.Enum)]
         return enums[0] | None if enums else hint
 
-    unset = dataclasses.field  # a new field(default=None) per field: make_dataclass names the object it is given
-    fields = [(f.name, choices(hints(cls)[f.name]), unset(default=None)) for f in dataclasses.fields(cls) if f.init]
+    fields = [(f.name, choices(hints(cls)[f.name]), dataclasses.field(default=None))  # a new Field object each
+              for f in dataclasses.fields(cls) if f.init]  # fmt: skip
     return pydantic_dataclass(dataclasses.make_dataclass(cls.__name__, fields), config=STRICT)
 
 
