@@ -220,6 +220,7 @@ class SpectralOptimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         skipped = state_dict.pop("skipped_steps", None)
         state_dict["param_groups"] = [_renamed_floor(g) for g in state_dict["param_groups"]]
+        _check_same_groups(state_dict["param_groups"], self.param_groups)
         before = [group["total_steps"] for group in self.param_groups]
         super().load_state_dict(state_dict)
         after = [group["total_steps"] for group in self.param_groups]
@@ -451,6 +452,20 @@ class _GroupPlan:
     settings: ShapingSettings | None = None
     layouts: list[MatrixLayout] = field(default_factory=list)
     shards: list[ShardSpec | None] = field(default_factory=list)
+
+
+def _check_same_groups(saved: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+    """Raise (before anything is loaded) when a checkpoint's param groups do not match the optimizer's: the routing
+    that built them differs, and torch's own error would not say how to get it back."""
+    shape = lambda groups: [(g.get("algorithm", "?"), len(g["params"])) for g in groups]  # noqa: E731
+    if shape(saved) != shape(current):
+        raise ValueError(
+            "SpectralOptimizer.load_state_dict: the checkpoint's param groups (algorithm, tensors) "
+            f"{shape(saved)} do not match this optimizer's {shape(current)}: the parameters were routed differently "
+            "when it was saved. Build the optimizer with the routing of that run (the same lora, conv, "
+            "split_fused and patterns; checkpoints of hf_spectral 0.2 or earlier of a mixture-of-experts model "
+            "had the experts on AdamW: pass experts='adamw', --optim_args experts=adamw)."
+        )
 
 
 def _renamed_floor(group: dict[str, Any]) -> dict[str, Any]:

@@ -301,3 +301,18 @@ def test_dbrx_experts_concatenated_in_rows_get_a_row_block_each():
     assert part.assignments["transformer.blocks.0.ffn.experts.mlp.w1"].reason == "MoE experts (a matrix per expert)"
     assert part.assignments["transformer.blocks.0.ffn.router.layer.weight"].reason == "2D hidden matrix"
     assert "transformer.blocks.0.ffn.experts.mlp.v1" in partition(model, experts="adamw").names("adamw")
+
+
+def test_a_checkpoint_routed_before_names_the_experts_option_and_loads_with_it():
+    """A MoE checkpoint of hf_spectral 0.2 had the experts on AdamW: loading it into today's default routing is
+    refused with the fix named, nothing loaded; with experts="adamw" it loads."""
+    model = tiny_mixtral()
+    old = Muon(partition(model, experts="adamw"), lr=0.02)
+    train(model, old, text_batches(1, batch_size=2, block_size=16))
+    new = Muon(model, lr=0.02)
+    with pytest.raises(ValueError, match=r"routed differently .* experts='adamw', --optim_args experts=adamw"):
+        new.load_state_dict(old.state_dict())
+    assert not new.state
+    again = Muon(partition(model, experts="adamw"), lr=0.02)
+    again.load_state_dict(old.state_dict())
+    assert len(again.state) == len(old.state)
