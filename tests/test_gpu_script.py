@@ -99,6 +99,12 @@ def test_optimizer_step_rows(tiny):
     assert param_mib < table["hf_spectral Muon (PE-5, bf16)"]["state_mib"] < adamw_state  # momentum on matrices
     assert table["hf_spectral DynMuon (mid-schedule, TNS-8)"]["p"] < 0  # the schedule's second half
     assert table["hf_spectral SpectralAdam (p = 0.5, TNS-8)"]["p"] == 0.5
+    moe = {r["optimizer"]: r for r in rows(section, "Optimizer step, mixture of experts")}
+    assert len(moe) == 4 and all(finite_positive(r["step_ms"]) for r in moe.values())
+    assert moe["torch.optim.AdamW"]["vs_adamw"] == 1.0 and "vs_torch_muon" not in moe["torch.optim.AdamW"]
+    experts_mib = 4 * section["data"]["moe_expert_parameters"] / 2**20
+    shaped, on_adamw = moe["hf_spectral Muon (experts shaped)"], moe["hf_spectral Muon (experts on AdamW)"]
+    assert on_adamw["state_mib"] - shaped["state_mib"] == pytest.approx(experts_mib, rel=1e-3)  # AdamW: 2 moments
 
 
 @pytest.mark.slow

@@ -67,5 +67,17 @@ def build_llama(config: dict[str, Any], vocab_size: int, device: torch.device, s
         return LlamaForCausalLM(LlamaConfig(**kwargs))
 
 
+def build_moe(config: dict[str, Any], vocab_size: int, device: torch.device, seed: int = 0) -> torch.nn.Module:
+    """A float32 Qwen3-MoE with random weights built directly on `device` (``vocab_size: None``: `vocab_size`)."""
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    kwargs = dict(config)
+    if kwargs.get("vocab_size") is None:
+        kwargs["vocab_size"] = vocab_size
+    torch.manual_seed(seed)
+    with device:
+        return Qwen3MoeForCausalLM(Qwen3MoeConfig(**kwargs))
+
+
 def parameter_count(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(t.numel() for t in model.parameters() if t.requires_grad or not trainable_only)

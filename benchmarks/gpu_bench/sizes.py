@@ -15,6 +15,19 @@ SMALL_LLAMA: dict[str, Any] = {
     "num_attention_heads": 8, "num_key_value_heads": 4, "max_position_embeddings": 1024,
 }  # fmt: skip
 """The quality run's model: 56 M parameters (33 M of them in the untied embedding and head)."""
+QWEN3_MOE_4_LAYERS: dict[str, Any] = {
+    "vocab_size": None, "hidden_size": 2048, "moe_intermediate_size": 768, "intermediate_size": 6144,
+    "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 4, "num_attention_heads": 32,
+    "num_key_value_heads": 4, "head_dim": 128, "max_position_embeddings": 2048,
+}  # fmt: skip
+"""Four layers of Qwen3-30B-A3B's shape (128 experts of 2048 × 768 per layer, 8 active): 2.5 B parameters, 2.4 B of
+them in 1536 stacked expert matrices."""
+TINY_MOE: dict[str, Any] = {
+    "vocab_size": None, "hidden_size": 64, "moe_intermediate_size": 32, "intermediate_size": 128, "num_experts": 4,
+    "num_experts_per_tok": 2, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "head_dim": 16, "max_position_embeddings": 128,
+}  # fmt: skip
+"""--tiny's MoE model."""
 TINY_LLAMA: dict[str, Any] = {
     "vocab_size": None, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
@@ -40,6 +53,8 @@ class Sizes:
     many elements."""
     llama: dict[str, Any]
     """The model of the optimizer-step and Trainer sections (vocab_size None: the tokenizer's)."""
+    moe: dict[str, Any]
+    """The mixture-of-experts model (Qwen3-MoE config) of the optimizer-step section."""
     step_warmup: int
     step_repeats: int
     corpus_chars: int | None
@@ -69,6 +84,7 @@ FULL = Sizes(
     kernel_repeats=10,
     svd_check_max_elements=4096 * 4096,
     llama=TINYLLAMA,
+    moe=QWEN3_MOE_4_LAYERS,
     step_warmup=2,
     step_repeats=10,
     corpus_chars=None,
@@ -96,6 +112,7 @@ TINY = Sizes(
     kernel_repeats=2,
     svd_check_max_elements=128 * 128,
     llama=TINY_LLAMA,
+    moe=TINY_MOE,
     step_warmup=1,
     step_repeats=2,
     corpus_chars=150_000,

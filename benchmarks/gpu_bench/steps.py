@@ -1,5 +1,7 @@
 """Section c: one optimizer step on a TinyLlama-shaped model — torch AdamW, torch.optim.Muon + AdamW, our Muon,
-DynMuon mid-schedule and SpectralAdam: time, ratios, optimizer state and peak memory."""
+DynMuon mid-schedule and SpectralAdam: time, ratios, optimizer state and peak memory; then the same on a
+mixture-of-experts model (four layers of Qwen3-30B-A3B's shape), whose stacked experts torch.optim.Muon cannot take:
+AdamW, our Muon and DynMuon with the experts shaped one matrix each, and our Muon with the experts on AdamW."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ import torch
 from optimizer_step import Paired
 from timing import median_time
 
-from hf_spectral import DynMuon, Muon, SpectralAdam
+from hf_spectral import DynMuon, Muon, SpectralAdam, partition
 
-from .data import TokenCorpus, build_llama, parameter_count
+from .data import TokenCorpus, build_llama, build_moe, parameter_count
 from .harness import Section, release_memory
 from .sizes import Sizes
 
@@ -32,7 +34,7 @@ def state_bytes(optimizer: object) -> int:
     )
 
 
-def mid_schedule_dynmuon(model: torch.nn.Module) -> DynMuon:
+def mid_schedule_dynmuon(model: torch.nn.Module | object) -> DynMuon:
     """DynMuon with total_steps = 1000, advanced to step 500 (p of the middle of training, TNS shaping)."""
     opt = DynMuon(model, lr=LR, total_steps=DYNMUON_TOTAL_STEPS)
     for group in opt.param_groups:
@@ -71,14 +73,45 @@ def run_optimizer_step(section: Section, sizes: Sizes, device: torch.device, cor
         "group (hidden matrices), AdamW the rest, as in benchmarks/optimizer_step.py. Our optimizers use "
         "precision='auto' (mixed on CUDA, fp32 on CPU) except Muon (bf16)."
     )
-    table = section.table(
-        "Optimizer step",
-        [("optimizer", "optimizer"), ("step_ms", "step (ms)"), ("vs_torch_muon", "÷ torch Muon + AdamW"),
-         ("vs_adamw", "÷ AdamW"), ("state_mib", "state (MiB)"), ("peak_gib", "peak (GiB)"),
-         ("overhead_gib", "overhead (GiB)"), ("p", "p")],
-    )  # fmt: skip
+    measure(section, "Optimizer step", contenders(model, device), device, sizes, BASELINES)
+    del model
+    release_memory()
+    moe = build_moe(sizes.moe, len(corpus.tokenizer), device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        moe(input_ids=batch, labels=batch).loss.backward()
+    experts = sum(t.numel() for n, t in moe.named_parameters() if ".experts." in n)
+    section.data.update(moe_parameters=parameter_count(moe), moe_expert_parameters=experts)
+    section.note(
+        f"MoE model: Qwen3-MoE, {moe.config.num_hidden_layers} layers of {moe.config.num_experts} experts "
+        f"({moe.config.num_experts_per_tok} active), {parameter_count(moe) / 1e6:.1f} M parameters, "
+        f"{experts / 1e6:.1f} M of them in stacked expert tensors; gradients from the same batch. torch.optim.Muon "
+        "takes only 2-D parameters, so the baseline is AdamW."
+    )
+    moe_contenders = {
+        "torch.optim.AdamW": lambda: torch.optim.AdamW(moe.parameters(), lr=LR),
+        "hf_spectral Muon (experts shaped)": lambda: Muon(moe, lr=LR),
+        "hf_spectral Muon (experts on AdamW)": lambda: Muon(partition(moe, experts="adamw"), lr=LR),
+        "hf_spectral DynMuon (mid-schedule, experts shaped)": lambda: mid_schedule_dynmuon(moe),
+    }
+    measure(section, "Optimizer step, mixture of experts", moe_contenders, device, sizes, BASELINES[:1])
+
+
+def measure(
+    section: Section,
+    title: str,
+    makers: dict[str, Callable[[], object]],
+    device: torch.device,
+    sizes: Sizes,
+    baselines: tuple[str, ...],
+) -> None:
+    """Each optimizer in turn on the gradients already in place: median step time, state, peak memory and the
+    ratios to `baselines` (AdamW first, then torch.optim.Muon + AdamW when measured)."""
+    columns = [("optimizer", "optimizer"), ("step_ms", "step (ms)"), ("vs_torch_muon", "÷ torch Muon + AdamW"),
+               ("vs_adamw", "÷ AdamW"), ("state_mib", "state (MiB)"), ("peak_gib", "peak (GiB)"),
+               ("overhead_gib", "overhead (GiB)"), ("p", "p")]  # fmt: skip
+    table = section.table(title, [c for c in columns if c[0] != "vs_torch_muon" or len(baselines) > 1])
     times: dict[str, float] = {}
-    for name, make in contenders(model, device).items():
+    for name, make in makers.items():
         if not section.has_time(15.0, name):
             return
         cuda = device.type == "cuda"
@@ -97,5 +130,5 @@ def run_optimizer_step(section: Section, sizes: Sizes, device: torch.device, cor
         del opt
         release_memory()
         for row in table.rows:  # ratios to whichever baselines have been measured
-            for key, baseline in (("vs_adamw", BASELINES[0]), ("vs_torch_muon", BASELINES[1])):
+            for key, baseline in zip(("vs_adamw", "vs_torch_muon"), baselines, strict=False):
                 row[key] = row["step_ms"] / (1e3 * times[baseline]) if baseline in times else None
