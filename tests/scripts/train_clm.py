@@ -83,12 +83,15 @@ def main():
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_state()
     optimizer = trainer.optimizer.optimizer
-    print("OPTIMIZER", type(optimizer).__name__)
-    print("PARAMETERS", type(next(trainer.model.parameters())).__name__, "fsdp" if trainer.is_fsdp_enabled else "")
+    kind = type(next(trainer.model.parameters())).__name__
+    lines = [f"OPTIMIZER {type(optimizer).__name__}", f"PARAMETERS {kind} {'fsdp' if trainer.is_fsdp_enabled else ''}"]
     shaper = getattr(optimizer, "shaper", None)  # diagnostics for the distributed tests
     if shaper is not None:
-        print("SHAPED", shaper.matrices_shaped, "DATA_PARALLEL", shaper.replica_group is not None)
-    print("METRICS", json.dumps(result.metrics))
+        lines.append(f"SHAPED {shaper.matrices_shaped} DATA_PARALLEL {shaper.replica_group is not None}")
+    lines.append(f"METRICS {json.dumps(result.metrics)}")
+    for line in lines:  # one write per line: the ranks of a multi-process run print at once, unbuffered
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
     return 0
 
 
