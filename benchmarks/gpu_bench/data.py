@@ -59,24 +59,25 @@ class BlockDataset(torch.utils.data.Dataset):
 def build_llama(config: dict[str, Any], vocab_size: int, device: torch.device, seed: int = 0) -> LlamaForCausalLM:
     """A float32 Llama with random weights built directly on `device`; ``vocab_size: None`` in `config` takes
     `vocab_size`."""
-    kwargs = dict(config)
-    if kwargs.get("vocab_size") is None:
-        kwargs["vocab_size"] = vocab_size
-    torch.manual_seed(seed)
-    with device:
-        return LlamaForCausalLM(LlamaConfig(**kwargs))
+    return _random_model(LlamaForCausalLM, LlamaConfig, config, vocab_size, device, seed)
 
 
 def build_moe(config: dict[str, Any], vocab_size: int, device: torch.device, seed: int = 0) -> torch.nn.Module:
     """A float32 Qwen3-MoE with random weights built directly on `device` (``vocab_size: None``: `vocab_size`)."""
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
+    return _random_model(Qwen3MoeForCausalLM, Qwen3MoeConfig, config, vocab_size, device, seed)
+
+
+def _random_model(
+    model_cls: type, config_cls: type, config: dict[str, Any], vocab_size: int, device: torch.device, seed: int
+) -> torch.nn.Module:
     kwargs = dict(config)
     if kwargs.get("vocab_size") is None:
         kwargs["vocab_size"] = vocab_size
     torch.manual_seed(seed)
     with device:
-        return Qwen3MoeForCausalLM(Qwen3MoeConfig(**kwargs))
+        return model_cls(config_cls(**kwargs))
 
 
 def parameter_count(model: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -34,7 +34,7 @@ def state_bytes(optimizer: object) -> int:
     )
 
 
-def mid_schedule_dynmuon(model: torch.nn.Module | object) -> DynMuon:
+def mid_schedule_dynmuon(model: torch.nn.Module) -> DynMuon:
     """DynMuon with total_steps = 1000, advanced to step 500 (p of the middle of training, TNS shaping)."""
     opt = DynMuon(model, lr=LR, total_steps=DYNMUON_TOTAL_STEPS)
     for group in opt.param_groups:
